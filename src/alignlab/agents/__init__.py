@@ -1,0 +1,1 @@
+"""Optimizers that put pressure on the specified objective (planners, RL agents)."""

@@ -1,0 +1,1 @@
+"""Runtime controls around tool-using agents."""

@@ -1,0 +1,1 @@
+"""Core layer: registry, configs, result records, the SQLite store, the runner and seeding."""

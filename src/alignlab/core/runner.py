@@ -1,0 +1,229 @@
+"""The runner: executes an experiment's grid (configurations x seeds) on a local process
+pool or on Ray, writing one record per finished cell to the store as it arrives.
+
+Workers never touch the store; the parent commits each record in its own transaction, so
+a SIGKILL at any moment loses at most the cells in flight, and the next run skips the
+cells already done (keyed by experiment, config hash, seed and code version).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+import uuid
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from alignlab.core import registry
+from alignlab.core.config import BaseConfig, stable_hash
+from alignlab.core.errors import UserError
+from alignlab.core.record import RunRecord, clean_metrics, code_version
+from alignlab.core.seeding import seed_everything
+from alignlab.core.store import Store
+
+BACKENDS = ("local", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    experiment: str
+    config: dict[str, Any]
+    config_hash: str
+    seed: int
+    code_version: str
+    runs_dir: str
+    run_id: str
+    backend: str
+
+
+@dataclasses.dataclass
+class RunSummary:
+    experiment: str
+    run_id: str
+    total: int
+    skipped: int
+    ok: int
+    failed: int
+    seconds: float
+
+
+def cell_hash(experiment: str, params: dict[str, Any]) -> str:
+    return stable_hash({"experiment": experiment, "params": params})
+
+
+def cell_dir(runs_dir: str | Path, experiment: str, config_hash: str, seed: int) -> Path:
+    return Path(runs_dir) / "cells" / experiment / f"{config_hash}-s{seed}"
+
+
+def plan(experiment: Any, seeds: int) -> list[tuple[dict[str, Any], str, int]]:
+    """[(params, config hash, seed)] for the whole grid, in a stable order."""
+    out = []
+    seen = set()
+    for params in experiment.cells():
+        h = cell_hash(experiment.name, params)
+        if h in seen:
+            continue
+        seen.add(h)
+        for seed in range(seeds):
+            out.append((params, h, seed))
+    return out
+
+
+def execute(task: Task) -> RunRecord:
+    """Run one cell in the current process; never raises (errors become records)."""
+    registry.load_all()
+    started = time.time()
+    record = RunRecord(
+        experiment=task.experiment, config=task.config, config_hash=task.config_hash,
+        seed=task.seed, status="ok", code_version=task.code_version, run_id=task.run_id,
+        backend=task.backend, started_at=started,
+    )
+    try:
+        cls = registry.get("experiment", task.experiment)
+        exp = cls()
+        workdir = cell_dir(task.runs_dir, task.experiment, task.config_hash, task.seed)
+        workdir.mkdir(parents=True, exist_ok=True)
+        seed_everything(task.seed)
+        result = exp.run_cell(dict(task.config), task.seed, workdir)
+        record.metrics = clean_metrics(result.metrics)
+        record.data = result.data
+        record.artifacts = list(result.artifacts)
+    except BaseException as exc:  # noqa: BLE001 - a failing cell is a result, the sweep goes on
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        record.status = "error"
+        record.error = f"{type(exc).__name__}: {exc}"
+        record.traceback = traceback.format_exc()
+    record.duration_s = time.time() - started
+    return record
+
+
+def _init_worker(threads: int) -> None:
+    # One BLAS / torch thread per worker: on a shared 2-core box oversubscription is the
+    # main cause of slow sweeps (see ../shared/reference/language-models.md).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    registry.load_all()
+
+
+def _run_local(tasks: list[Task], workers: int) -> Iterator[RunRecord]:
+    if workers <= 1:
+        # In-process: no pool start-up cost, and the easiest path to debug.
+        for task in tasks:
+            yield execute(task)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch / Ray threads
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(1,))
+    try:
+        pending = {pool.submit(execute, t) for t in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_ray(tasks: list[Task], workers: int, address: str | None) -> Iterator[RunRecord]:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs the 'ray' package: pip install ray") from None
+    started_here = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = dict(
+            include_dashboard=False, log_to_driver=False, configure_logging=False,
+            runtime_env={"env_vars": {"ALIGNLAB_PLUGINS": os.environ.get("ALIGNLAB_PLUGINS", ""),
+                                      "OMP_NUM_THREADS": "1"}},
+        )
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = workers
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - turn Ray's start-up failures into one line
+            raise UserError(f"cannot start or reach Ray{' at ' + address if address else ''}: {exc}") from None
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1)(execute)
+        pending = [remote.remote(t) for t in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                yield ray.get(ref)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run(
+    name: str,
+    config: BaseConfig | None = None,
+    *,
+    seeds: int | None = None,
+    quick: bool = False,
+    workers: int = 2,
+    backend: str = "local",
+    address: str | None = None,
+    fresh: bool = False,
+    runs_dir: str | Path = "runs",
+    progress: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> RunSummary:
+    """Run (or resume) experiment `name`'s grid and store one record per cell.
+
+    `progress(done, todo)` is called after each cell; `on_start(todo, skipped)` once.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    cls = registry.get("experiment", name)
+    if config is None:
+        config = cls.Config.quick() if quick else cls.Config()
+    n_seeds = seeds if seeds is not None else (cls.quick_seeds if quick else cls.default_seeds)
+    if n_seeds < 1:
+        raise UserError(f"--seeds must be at least 1 (got {n_seeds})")
+    exp = cls(config)
+    grid = plan(exp, n_seeds)
+    version = code_version()
+    runs_dir = str(Path(runs_dir).resolve())
+    store = Store(runs_dir)
+    try:
+        done = set() if fresh else store.done_keys(exp.name, version)
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        tasks = [
+            Task(exp.name, params, h, seed, version, runs_dir, run_id, backend)
+            for params, h, seed in grid
+            if (h, seed) not in done
+        ]
+        skipped = len(grid) - len(tasks)
+        store.begin_run(run_id, exp.name, backend, " ".join(sys.argv), len(grid), len(tasks))
+        if on_start:
+            on_start(len(tasks), skipped)
+        started = time.time()
+        ok = failed = 0
+        stream = _run_local(tasks, workers) if backend == "local" else _run_ray(tasks, workers, address)
+        status = "interrupted"
+        try:
+            for i, record in enumerate(stream, 1):
+                record.run_id = run_id
+                store.put(record, replace_ok=fresh)
+                ok += record.status == "ok"
+                failed += record.status != "ok"
+                if progress:
+                    progress(i, len(tasks))
+            status = "done"
+        finally:
+            store.end_run(run_id, status)
+        return RunSummary(exp.name, run_id, len(grid), skipped, ok, failed, time.time() - started)
+    finally:
+        store.close()
+
+

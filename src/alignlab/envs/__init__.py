@@ -1,0 +1,1 @@
+"""Problems with hidden intended objectives: RL environments and small decision games."""

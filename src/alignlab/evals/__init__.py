@@ -1,0 +1,1 @@
+"""Behavioural evaluations that run against any model."""

@@ -1,0 +1,1 @@
+"""Named experiments: one file each, registered as `experiment`."""

@@ -1,0 +1,1 @@
+"""Language-model loading, generation and gold scorers."""

@@ -1,0 +1,1 @@
+"""Records to tables, figures and a single-file HTML report."""

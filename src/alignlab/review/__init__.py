@@ -1,0 +1,1 @@
+"""The alignment review of a deployed system."""
