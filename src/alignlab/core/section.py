@@ -45,4 +45,5 @@ def figure_svg(fig: Any) -> str:
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)  # date stamps, RDF links
     return re.sub(r"<!--.*?-->", "", svg, flags=re.S)

@@ -57,15 +57,12 @@ class GaussianTerms:
     """E[pi_H(U)]: probability H lets the action happen."""
     mean_slope: float
     """E[pi_H'(U)]: how sensitive H's choice is to U (a density at 0 for a rational H)."""
+    delta: float
+    """Eq. 1: the incentive to defer, E[pi_H U] - max(mu, 0) (computed without cancellation)."""
 
     @property
     def value_act(self) -> float:
         return self.mu
-
-    @property
-    def delta(self) -> float:
-        """Eq. 1: the incentive to defer."""
-        return self.value_defer - max(self.mu, 0.0)
 
     @property
     def p_correction(self) -> float:
@@ -88,12 +85,17 @@ def gaussian_terms(mu: float, sigma: float, beta: float) -> GaussianTerms:
     if sigma <= 0:
         raise ValueError("sigma must be positive")
     if beta == 0:
-        z = mu / sigma
+        # Delta = sigma * h(|mu| / sigma) with h(z) = phi(z) - z (1 - Phi(z)) = E[(X - z)+];
+        # written with the survival function so that tiny incentives (confident robots) keep
+        # their digits instead of cancelling to zero.
+        z = abs(mu) / sigma
+        delta = float(sigma * (stats.norm.pdf(z) - z * stats.norm.sf(z)))
         return GaussianTerms(
             mu, sigma, beta,
-            value_defer=mu * stats.norm.cdf(z) + sigma * stats.norm.pdf(z),
-            p_allow=float(stats.norm.cdf(z)),
+            value_defer=max(mu, 0.0) + delta,
+            p_allow=float(stats.norm.cdf(mu / sigma)),
             mean_slope=float(stats.norm.pdf(z) / sigma),
+            delta=delta,
         )
     lo, hi = mu - 12 * sigma, mu + 12 * sigma
     norm = 1.0 / (sigma * math.sqrt(2 * math.pi))
@@ -108,7 +110,8 @@ def gaussian_terms(mu: float, sigma: float, beta: float) -> GaussianTerms:
     (value_defer, p_allow, mean_slope), _ = integrate.quad_vec(
         integrand, lo, hi, points=points, epsabs=1e-13, epsrel=1e-11
     )
-    return GaussianTerms(mu, sigma, beta, float(value_defer), float(p_allow), float(mean_slope))
+    return GaussianTerms(mu, sigma, beta, float(value_defer), float(p_allow), float(mean_slope),
+                         delta=float(value_defer) - max(mu, 0.0))
 
 
 def incentive(mu: float, sigma: float, beta: float) -> float:

@@ -147,7 +147,7 @@ class OffSwitchGame(Experiment):
             lo = min(r.metrics["delta"] for r in rational)
             pos = sum(r.metrics["delta"] > 0 for r in rational)
             out.append(
-                f"Theorem 1 (rational human): minimum Delta over {len(rational)} cells = {lo:+.4f} "
+                f"Theorem 1 (rational human): minimum Delta over {len(rational)} cells = {lo:+.3g} "
                 f"({'>= 0: reproduced' if lo >= -1e-12 else 'NEGATIVE: not reproduced'}); Delta > 0 in "
                 f"{pos}/{len(rational)} cells (a Gaussian belief puts mass on both signs of U)."
             )
@@ -184,8 +184,14 @@ class OffSwitchGame(Experiment):
             f"{np.mean(np.abs(zs) < 1.96):.1%} of {len(zs)} cell-seeds (expected about 95%), and inside "
             f"the 99.9% interval in {np.mean(np.abs(zs) < 3.29):.1%}; Eq. 1 and Eq. 7 differ by at most {eq7:.1e}."
         )
-        off = sum(r.metrics["switches_off"] for r in records if r.status == "ok")
-        out.append(f"The robot switched itself off in {int(off)} cells (the paper: no incentive to switch off).")
+        ok = [r for r in records if r.status == "ok"]
+        off_rational = sum(r.metrics["switches_off"] for r in ok if r.config["beta"] == 0)
+        off_noisy = sum(r.metrics["switches_off"] for r in ok if r.config["beta"] > 0)
+        out.append(
+            f"The robot switched itself off in {int(off_rational)} cells with a rational human (the paper: "
+            f"no incentive to switch off) and in {int(off_noisy)} cells with a noisy human (possible when "
+            f"mu < 0 and the human lets bad actions through)."
+        )
         return out
 
     def tables(self, records: list[RunRecord]) -> list[Table]:
