@@ -1,0 +1,31 @@
+"""Small helpers shared by the benchmark scripts: timing a CLI command, printing a figure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def alignlab(*args: str, runs_dir: str | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Run the CLI in a fresh runs folder; return (wall seconds, completed process)."""
+    runs = runs_dir or tempfile.mkdtemp(prefix="alignlab-bench-")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", COLUMNS="120")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "alignlab.cli.main", "--runs-dir", runs, *args],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    return time.perf_counter() - started, proc
+
+
+def figure(name: str, value: float, unit: str, anchor_name: str, anchor: float, lower_is_better: bool) -> bool:
+    """Print one figure with its ratio to the anchor; return whether it meets the target."""
+    ratio = value / anchor if anchor else float("nan")
+    ok = value <= anchor if lower_is_better else value >= anchor
+    print(f"{name:<44} {value:>12.2f} {unit:<8} anchor {anchor_name} = {anchor:g} {unit}; "
+          f"ratio {ratio:.3f} [{'ok' if ok else 'MISSED'}]", flush=True)
+    return ok
