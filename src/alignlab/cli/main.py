@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -39,6 +40,14 @@ def cli(ctx: click.Context, runs_dir: str) -> None:
     ctx.obj["runs_dir"] = runs_dir
 
 
+def _one_line(obj: object) -> str:
+    title = getattr(obj, "title", "")
+    if title:
+        return title
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 @cli.command("list")
 @click.argument("kind", required=False)
 def list_cmd(kind: str | None) -> None:
@@ -54,26 +63,42 @@ def list_cmd(kind: str | None) -> None:
     for k in kinds:
         for name in registry.names(k):
             obj = registry.get(k, name)
-            doc = getattr(obj, "title", "") or (obj.__doc__ or "").strip().splitlines()[0] if (obj.__doc__ or getattr(obj, "title", "")) else ""
             tag = " [tour]" if getattr(obj, "tour", False) else ""
-            table.add_row(k, name, f"{doc}{tag}")
+            table.add_row(k, name, f"{_one_line(obj)}{tag}")
     console.print(table)
+
+
+def _find(name: str) -> tuple[str, object]:
+    """The first kind under which NAME is registered (experiments first)."""
+    for kind in ("experiment",) + tuple(k for k in registry.KINDS if k != "experiment"):
+        try:
+            return kind, registry.get(kind, name)
+        except UserError:
+            continue
+    everything = [n for k in registry.KINDS for n in registry.names(k)]
+    raise UserError(f"nothing registered as {name!r}; registered names: {', '.join(everything)}")
 
 
 @cli.command()
 @click.argument("name")
 def describe(name: str) -> None:
-    """Show an experiment's card and its config keys (for --set)."""
-    cls = registry.get("experiment", name)
-    console.print(f"[bold]{cls.registered_name}[/bold]: {cls.title}")
-    console.print(cls.summary)
-    console.print(f"[dim]Source:[/dim] {cls.source}")
-    console.print(f"[dim]specified:[/dim] {cls.specified_label}\n[dim]intended:[/dim] {cls.intended_label}")
-    table = RichTable(title="config keys (alignlab run NAME --set key=value)")
+    """Show a component's card and its config keys (for --set)."""
+    kind, obj = _find(name)
+    console.print(f"[bold]{getattr(obj, 'registered_name', name)}[/bold] ({kind}): {_one_line(obj)}")
+    if kind == "experiment":
+        console.print(obj.summary)
+        console.print(f"[dim]Source:[/dim] {obj.source}")
+        console.print(f"[dim]specified:[/dim] {obj.specified_label}\n[dim]intended:[/dim] {obj.intended_label}")
+    else:
+        console.print(inspect.cleandoc(obj.__doc__ or ""), highlight=False)
+    config_cls = getattr(obj, "Config", None)
+    if config_cls is None:
+        return
+    table = RichTable(title="config keys (alignlab run NAME --set key=value)" if kind == "experiment" else "config keys")
     for col in ("key", "type", "default", "quick", "meaning"):
         table.add_column(col)
-    quick = cls.Config.quick()
-    for (key, tp, default, doc) in describe_fields(cls.Config):
+    quick = config_cls.quick()
+    for (key, tp, default, doc) in describe_fields(config_cls):
         table.add_row(key, tp, default, repr(getattr(quick, key)).replace("'", ""), doc)
     console.print(table)
 
@@ -223,6 +248,29 @@ def demo(ctx: click.Context, workers: int) -> None:
         for line in exp.findings(ok):
             console.print(f" • {line}")
     console.print(f"Tour finished in {time.time() - started:.1f} s. Report: [bold]{out.resolve()}[/bold]")
+
+
+# Command groups that live in their own modules (one per layer), added to the main group.
+EXTRA_COMMANDS = (
+    ("alignlab.cli.controls_cmds", ("guard", "audit")),
+)
+
+
+def _add_extra_commands() -> None:
+    import importlib
+
+    for module, names in EXTRA_COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        for name in names:
+            cli.add_command(getattr(mod, name))
+
+
+_add_extra_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
