@@ -1,0 +1,159 @@
+"""Environment stepping throughput of the AI Safety Gridworlds suite (issue: specification
+gaming suite), random actions, one process.
+
+Targets: batched stepping of the boat race and of a 9-wide navigation gridworld
+(distributional shift, 7x9) at 8,192 copies >= 5 million env steps/s and >= 3x gymnax's
+FourRooms at 1,024 copies; a single unbatched env >= 25x MiniGrid's Empty-8x8 (about 4,600
+steps/s here, so >= 115,000). The anchors are measured in the same run when `gymnax` /
+`minigrid` import; otherwise the script says the anchor is missing and compares with the
+published figure. Run: .venv/bin/python benchmarks/bench_envs.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+
+import alignlab.envs  # noqa: E402,F401  (registers the environments)
+from _util import figure  # noqa: E402
+
+# Published anchors on this kind of machine (../shared/reference/ai-safety-gridworlds.md).
+GYMNAX_FOURROOMS_1024 = 1.6e6
+MINIGRID_EMPTY_8X8 = 4600.0
+BATCHED_TARGET = 5e6
+SINGLE_TARGET = 25 * MINIGRID_EMPTY_8X8
+SUITE = ("boat-race-v0", "tomato-watering-v0", "rocks-diamonds-v0", "absent-supervisor-v0",
+         "safe-interruptibility-v0", "side-effects-sokoban-v0", "conveyor-belt-vase-v0",
+         "conveyor-belt-sushi-v0", "conveyor-belt-sushi-goal-v0", "island-navigation-v0", "whisky-gold-v0",
+         "distributional-shift-v0", "distributional-shift-test-v0")
+
+
+def batched_rate(env_id: str, num_envs: int, seconds: float) -> float:
+    """Env steps per second of the native vector env (actions drawn up front, in blocks)."""
+    vec = gym.make_vec(f"alignlab/{env_id}", num_envs=num_envs, vectorization_mode="vector_entry_point")
+    vec.reset(seed=0)
+    n_actions = int(vec.single_action_space.n)
+    rng = np.random.default_rng(0)
+    block = rng.integers(0, n_actions, size=(64, num_envs))
+    for a in block[:8]:  # warm-up
+        vec.step(a)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for a in block:
+            vec.step(a)
+        steps += len(block)
+    return steps * num_envs / (time.perf_counter() - started)
+
+
+def single_rate(env_id: str, seconds: float, wrapped: bool) -> float:
+    """Steps per second of one env: the raw env, or as `gymnasium.make` returns it (with
+    Gymnasium's order-enforcing and passive-checker wrappers). Includes resets."""
+    env = gym.make(f"alignlab/{env_id}")
+    if not wrapped:
+        env = env.unwrapped
+    env.reset(seed=0)
+    n_actions = int(env.action_space.n)
+    actions = np.random.default_rng(0).integers(0, n_actions, size=100_000).tolist()
+    for a in actions[:2000]:  # warm-up (fills the transition memo)
+        if any(env.step(a)[2:4]):
+            env.reset()
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for a in actions:
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+        steps += len(actions)
+    return steps / (time.perf_counter() - started)
+
+
+def gymnax_anchor(seconds: float) -> float | None:
+    try:
+        import gymnax  # noqa: F401
+        import jax
+    except ImportError:
+        return None
+    env, params = gymnax.make("FourRooms-misc")
+    n = 1024
+    keys = jax.random.split(jax.random.PRNGKey(0), n)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    actions = jax.random.randint(jax.random.PRNGKey(1), (n,), 0, 4)
+    obs, state, *_ = step(keys, state, actions, params)
+    jax.block_until_ready(obs)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        obs, state, *_ = step(keys, state, actions, params)
+        steps += 1
+    jax.block_until_ready(obs)
+    return steps * n / (time.perf_counter() - started)
+
+
+def minigrid_anchor(seconds: float) -> float | None:
+    try:
+        import minigrid  # noqa: F401
+    except ImportError:
+        return None
+    env = gym.make("MiniGrid-Empty-8x8-v0")
+    env.reset(seed=0)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+        steps += 1
+    return steps / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timings, headline figures only")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per timing (default 2, quick 0.5)")
+    args = parser.parse_args()
+    seconds = args.seconds or (0.5 if args.quick else 2.0)
+    ok = True
+
+    measured = gymnax_anchor(seconds)
+    if measured is None:
+        print(f"anchor missing: gymnax is not installed; using the published FourRooms figure "
+              f"({GYMNAX_FOURROOMS_1024:,.0f} steps/s at 1,024 copies)")
+        gymnax_figure = GYMNAX_FOURROOMS_1024
+    else:
+        print(f"anchor measured: gymnax FourRooms, 1,024 copies: {measured:,.0f} steps/s")
+        gymnax_figure = measured
+    measured = minigrid_anchor(seconds)
+    if measured is None:
+        print(f"anchor missing: minigrid is not installed; using the published Empty-8x8 figure "
+              f"({MINIGRID_EMPTY_8X8:,.0f} steps/s)")
+        minigrid_figure = MINIGRID_EMPTY_8X8
+    else:
+        print(f"anchor measured: MiniGrid Empty-8x8, one env: {measured:,.0f} steps/s")
+        minigrid_figure = measured
+
+    for env_id in ("boat-race-v0", "distributional-shift-v0"):
+        rate = batched_rate(env_id, 8192, seconds)
+        ok &= figure(f"{env_id} batched x8192 (steps/s)", rate, "steps/s", "target", BATCHED_TARGET, False)
+        ok &= figure(f"{env_id} batched x8192 vs gymnax", rate, "steps/s", "3x gymnax FourRooms",
+                     3 * gymnax_figure, False)
+    for wrapped in (False, True):
+        label = "gymnasium.make" if wrapped else "raw env"
+        rate = single_rate("boat-race-v0", seconds, wrapped)
+        ok &= figure(f"boat-race-v0 single ({label})", rate, "steps/s", "25x MiniGrid",
+                     25 * minigrid_figure, False)
+    if not args.quick:
+        print("\nWhole suite (informational): batched x8192 and single raw env, steps/s")
+        for env_id in SUITE:
+            print(f"  {env_id:<32} batched {batched_rate(env_id, 8192, seconds / 2):>14,.0f}"
+                  f"   single {single_rate(env_id, seconds / 2, False):>12,.0f}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
