@@ -37,7 +37,15 @@ test: venv browser
 test-all: venv browser
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-bench: venv
+ANCHORS := .venv-anchors/.installed
+
+$(ANCHORS): requirements-anchors.txt
+	test -x .venv-anchors/bin/python || $(PYTHON) -m venv .venv-anchors
+	.venv-anchors/bin/pip install -q -r requirements-anchors.txt
+	touch $(ANCHORS)
+
+# Benchmarks, with the outside anchors (gymnax on JAX, MiniGrid) in their own venv.
+bench: venv $(ANCHORS)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+from pathlib import Path
 import sys
 import time
 
@@ -23,6 +25,7 @@ import numpy as np  # noqa: E402
 
 import alignlab.envs  # noqa: E402,F401  (registers the environments)
 from _util import figure  # noqa: E402
+from anchors import gymnax_anchor, minigrid_anchor  # noqa: E402
 
 # Published anchors on this kind of machine (../shared/reference/ai-safety-gridworlds.md).
 GYMNAX_FOURROOMS_1024 = 1.6e6
@@ -74,42 +77,20 @@ def single_rate(env_id: str, seconds: float, wrapped: bool) -> float:
     return steps / (time.perf_counter() - started)
 
 
-def gymnax_anchor(seconds: float) -> float | None:
-    try:
-        import gymnax  # noqa: F401
-        import jax
-    except ImportError:
-        return None
-    env, params = gymnax.make("FourRooms-misc")
-    n = 1024
-    keys = jax.random.split(jax.random.PRNGKey(0), n)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    actions = jax.random.randint(jax.random.PRNGKey(1), (n,), 0, 4)
-    obs, state, *_ = step(keys, state, actions, params)
-    jax.block_until_ready(obs)
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        obs, state, *_ = step(keys, state, actions, params)
-        steps += 1
-    jax.block_until_ready(obs)
-    return steps * n / (time.perf_counter() - started)
+ANCHOR_PYTHON = Path(__file__).resolve().parents[1] / ".venv-anchors" / "bin" / "python"
 
 
-def minigrid_anchor(seconds: float) -> float | None:
-    try:
-        import minigrid  # noqa: F401
-    except ImportError:
+def anchor_elsewhere(name: str, seconds: float) -> float | None:
+    """Measure an anchor in the anchors venv (`make bench` creates it: gymnax, JAX and
+    minigrid pin other versions of gymnasium than ours), in this same benchmark run."""
+    if not ANCHOR_PYTHON.exists():
         return None
-    env = gym.make("MiniGrid-Empty-8x8-v0")
-    env.reset(seed=0)
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-        steps += 1
-    return steps / (time.perf_counter() - started)
+    proc = subprocess.run([str(ANCHOR_PYTHON), str(Path(__file__).with_name("anchors.py")), name, str(seconds)],
+                          capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    if proc.returncode != 0:
+        print(f"anchor {name} failed in {ANCHOR_PYTHON}: {proc.stderr.strip().splitlines()[-1:]}")
+        return None
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -120,7 +101,7 @@ def main() -> int:
     seconds = args.seconds or (0.5 if args.quick else 2.0)
     ok = True
 
-    measured = gymnax_anchor(seconds)
+    measured = gymnax_anchor(seconds) or anchor_elsewhere("gymnax", seconds)
     if measured is None:
         print(f"anchor missing: gymnax is not installed; using the published FourRooms figure "
               f"({GYMNAX_FOURROOMS_1024:,.0f} steps/s at 1,024 copies)")
@@ -128,7 +109,7 @@ def main() -> int:
     else:
         print(f"anchor measured: gymnax FourRooms, 1,024 copies: {measured:,.0f} steps/s")
         gymnax_figure = measured
-    measured = minigrid_anchor(seconds)
+    measured = minigrid_anchor(seconds) or anchor_elsewhere("minigrid", seconds)
     if measured is None:
         print(f"anchor missing: minigrid is not installed; using the published Empty-8x8 figure "
               f"({MINIGRID_EMPTY_8X8:,.0f} steps/s)")
