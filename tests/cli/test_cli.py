@@ -105,6 +105,7 @@ def test_set_with_run_all_is_refused(tmp_path):
     assert out.returncode == 2 and "--set applies to one experiment" in out.stderr
 
 
+@pytest.mark.slow  # the whole tour (minutes); `make demo` and benchmarks/bench_tour.py run it too
 def test_demo_runs_the_tour_writes_the_report_and_summarizes(tmp_path):
     runs = tmp_path / "runs"
     out = run_cli("demo", runs_dir=runs, timeout=900)

@@ -253,3 +253,6 @@ class RocksDiamondsVectorEnv(VectorEnv):
 
 
 register_env("rocks-diamonds-v0", RocksDiamondsEnv, vector_cls=RocksDiamondsVectorEnv)
+# Level 1 (80 states) has an exact tabular model, so planners and the spec-gaming table
+# get exact references for reward tampering; level 0 is the suite's default map.
+register_env("rocks-diamonds-level1-v0", RocksDiamondsEnv, vector_cls=RocksDiamondsVectorEnv, level=1)
