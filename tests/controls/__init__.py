@@ -1,0 +1,1 @@
+"""Tests of the agent controls (guard, sandbox, audit log, rollback, approval)."""
