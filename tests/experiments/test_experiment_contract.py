@@ -28,7 +28,7 @@ def test_card_and_configs(name):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_one_quick_cell_runs_and_renders(name, tmp_path):
     cls = registry.get("experiment", name)
-    params = cls(cls.Config.quick()).cells()[0]
+    params = cls(cls.smoke_config()).cells()[0]
     task = runner.Task(name, params, runner.cell_hash(name, params), 0, code_version(), str(tmp_path), "t", "local")
     record = runner.execute(task)
     assert record.status == "ok", record.traceback

@@ -42,6 +42,12 @@ class Experiment:
     def __init__(self, config: BaseConfig | None = None):
         self.config = config if config is not None else self.Config()
 
+    @classmethod
+    def smoke_config(cls) -> BaseConfig:
+        """The config of the contract test's one-cell smoke run (default: the quick preset).
+        Override where even one quick cell takes minutes on a fresh machine."""
+        return cls.Config.quick()
+
     @property
     def name(self) -> str:
         return self.registered_name

@@ -1,0 +1,447 @@
+"""Reward-model overoptimization on a real language model (Gao, Schulman, Hilton 2022, arXiv:2210.10760).
+
+Synthetic RLHF on SmolLM2-135M-Instruct: simulated raters (a mix of the gold reward and
+known human-rater biases, with Bradley-Terry noise) compare pairs of the policy's answers to
+factual questions; a Bradley-Terry reward model (a linear head on the policy's frozen hidden
+states) learns from those comparisons; best-of-n against that proxy puts optimization
+pressure on it, for every n from one pool of samples by order statistics, and the gold
+reward (correct regardless of the user's stated belief, and concise) is tracked against
+d = sqrt(KL), KL = log n - (n-1)/n. The gold curve is fitted to Gao et al.'s best-of-n form
+R(d) = d (alpha - beta d). Remedies are grid dimensions: less biased raters, more comparison
+data, reward-model ensembles (mean minus k std, min), and a KL penalty (the KL-regularised
+optimum pi_0 exp(r/beta), reweighting the same pool). The behavioural drift that explains the
+gap (length, confidence markers, agreement with the user) is recorded against KL too.
+
+Normalisation: `specified` and `intended` are the proxy and gold gains of best-of-n at the
+largest n over the initial policy (n = 1), each in units of its within-prompt standard deviation over the
+initial policy's samples, so the two are on one scale; `gap` = specified - intended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from alignlab.core.config import BaseConfig, stable_hash
+from alignlab.core.errors import ConfigError
+from alignlab.core.experiment import Experiment
+from alignlab.core.record import CellResult, RunRecord
+from alignlab.core.registry import register
+from alignlab.core.section import Figure, Table, figure_svg, new_figure
+from alignlab.core.seeding import rng
+from alignlab.core.stats import mean_ci
+from alignlab.lm import best_of_n as bon
+from alignlab.lm import tasks
+from alignlab.rewards import gold as goldmod
+from alignlab.rewards import raters as ratermod
+from alignlab.rewards import reward_models as rm
+
+TILT_BETAS = (4.0, 2.0, 1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
+DRIFT = ("words", "confidence", "hedges", "agrees", "correct")
+
+
+@dataclasses.dataclass(frozen=True)
+class RlhfOverConfig(BaseConfig):
+    model: str = "embedded"
+    """The policy: 'embedded' (SmolLM2-135M-Instruct) or a local model folder."""
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    """Dtype for sampling and features."""
+    kinds: tuple[str, ...] = ("capital", "arithmetic")
+    """Task families (capital, arithmetic)."""
+    train_prompts: int = 96
+    """Prompts (train split) whose samples the raters compare."""
+    train_samples: int = 8
+    """Samples per training prompt."""
+    test_prompts: int = 32
+    """Prompts (test split) for best-of-n."""
+    pool_size: int = 256
+    """Samples per test prompt: best-of-n is estimated for every n up to this."""
+    max_new_tokens: int = 32
+    """Longest response sampled."""
+    temperature: float = 0.8
+    """Sampling temperature of the initial policy."""
+    layer: int = 20
+    """Hidden layer whose states feed the reward-model head."""
+    rater_bias: tuple[float, ...] = (1.0, 0.0, 0.5)
+    """Multiplier of the 'biased' rater preset's bias weights (length, confidence, agreement); 0 = unbiased."""
+    rater_temperature: float = 0.25
+    """Bradley-Terry noise of the raters."""
+    n_pairs: tuple[int, ...] = (2000, 500, 8000)
+    """Comparisons the reward model is trained on."""
+    ensembles: tuple[str, ...] = ("1:mean", "5:mean-std", "5:min")
+    """Reward models as SIZE:AGGREGATE (aggregate: mean, mean-std, min)."""
+    l2: float = 100.0
+    """L2 penalty of the reward-model head (on standardised features)."""
+    length_cost: float = 0.03
+    """Gold reward lost per word beyond a concise answer (10 words)."""
+    factorial: bool = False
+    """Full grid over rater_bias x n_pairs x ensembles; else the baseline (first of each) plus one change at a time."""
+    pool_seed: int = 0
+    """Seed of the prompt choice and of the sampled pool (shared by every cell and seed)."""
+
+    @classmethod
+    def quick(cls) -> "RlhfOverConfig":
+        return cls(kinds=("capital",), train_prompts=24, train_samples=8, test_prompts=8, pool_size=32,
+                   max_new_tokens=24, rater_bias=(1.0, 0.0), n_pairs=(600, 200),
+                   ensembles=("1:mean", "4:mean-std", "4:min"))
+
+    def __post_init__(self) -> None:
+        for k in self.kinds:
+            if k not in ("capital", "arithmetic"):
+                raise ConfigError(f"rlhf-overoptimization: unknown task kind {k!r}; valid: capital, arithmetic")
+        if self.pool_size < 2 or self.train_samples < 2:
+            raise ConfigError("rlhf-overoptimization: pool_size and train_samples must be >= 2")
+        if any(b < 0 for b in self.rater_bias):
+            raise ConfigError(f"rlhf-overoptimization: rater_bias must be >= 0 (got {self.rater_bias})")
+        for e in self.ensembles:
+            size, _, agg = e.partition(":")
+            if not size.isdigit() or int(size) < 1 or agg not in rm.AGGREGATES:
+                raise ConfigError(f"rlhf-overoptimization: ensemble {e!r} is not SIZE:{'|'.join(rm.AGGREGATES)}")
+
+
+# -- the pool: one sampling pass serves every cell ----------------------------------------------
+
+POOL_KEYS = ("model", "dtype", "kinds", "train_prompts", "train_samples", "test_prompts", "pool_size",
+             "max_new_tokens", "temperature", "layer", "pool_seed")
+
+
+def _pool_dir(params: dict[str, Any]) -> Path:
+    from alignlab.lm.models import cache_dir
+
+    return cache_dir() / "rlhf-pools" / stable_hash({k: params[k] for k in POOL_KEYS})
+
+
+def load_pool(params: dict[str, Any]) -> dict[str, Any]:
+    """Sample (once, cached on disk under a lock) the train and test pools and their features."""
+    folder = _pool_dir(params)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "pool.json").exists():
+            _build_pool(params, folder)
+    meta = json.loads((folder / "pool.json").read_text())
+    meta["features"] = np.load(folder / "features.npy").astype(np.float64)
+    return meta
+
+
+def _build_pool(params: dict[str, Any], folder: Path) -> None:
+    import time
+
+    from alignlab.lm.models import ModelSpec, load
+
+    started = time.time()
+    items = [it for it in tasks.make_items() if it.kind in params["kinds"]]
+    train = tasks.sample_prompts(tasks.split(items, "train"), params["train_prompts"], params["pool_seed"])
+    test = tasks.sample_prompts(tasks.split(items, "test"), params["test_prompts"], params["pool_seed"] + 1)
+    model, tok = load(ModelSpec(params["model"], dtype=params["dtype"], threads=1))
+    texts, groups, split, prompt_ids, comp_ids = [], [], [], [], []
+    for name, chosen, n in (("train", train, params["train_samples"]), ("test", test, params["pool_size"])):
+        rendered = [tok.apply_chat_template(it.messages(), tokenize=False, add_generation_prompt=True)
+                    for it in chosen]
+        comps = bon.sample(model, tok, rendered, n, max_new_tokens=params["max_new_tokens"],
+                           temperature=params["temperature"], seed=params["pool_seed"] * 2 + (name == "test"))
+        for p, (text, cs) in enumerate(zip(rendered, comps)):
+            p_ids = tok(text, add_special_tokens=False)["input_ids"]
+            for c in cs:
+                texts.append(tok.decode(c, skip_special_tokens=True).strip())
+                groups.append(p)
+                split.append(name)
+                prompt_ids.append(p_ids)
+                comp_ids.append(c)
+    feats = rm.hidden_features(model, prompt_ids, comp_ids, layer=params["layer"])
+    np.save(folder / "features.npy", feats.astype(np.float16))
+    meta = {"train_items": [it.id for it in train], "test_items": [it.id for it in test], "texts": texts,
+            "groups": groups, "split": split, "seconds": time.time() - started,
+            "tokens": int(sum(len(c) for c in comp_ids))}
+    (folder / "pool.json").write_text(json.dumps(meta))
+
+
+# -- fits ----------------------------------------------------------------------------------
+
+def fit_gao(d: np.ndarray, y: np.ndarray, form: str = "bon") -> dict[str, float]:
+    """Least-squares fit of y = d (alpha - beta d) ('bon') or d (alpha - beta log d) ('rl'); R^2 and the peak."""
+    d, y = np.asarray(d, float), np.asarray(y, float)
+    keep = d > 0
+    second = d * d if form == "bon" else d * np.log(np.where(d > 0, d, 1.0))
+    X = np.stack([d, -second], 1)
+    coef, *_ = np.linalg.lstsq(X[keep], y[keep], rcond=None)
+    pred = X @ coef
+    ss_res = float(((y - pred) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    alpha, beta = float(coef[0]), float(coef[1])
+    if form == "bon":
+        peak = alpha / (2 * beta) if beta > 0 else math.inf
+    else:
+        peak = math.exp(alpha / beta - 1) if beta > 0 else math.inf
+    return {"alpha": alpha, "beta": beta, "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "d_peak": peak}
+
+
+def _label(params: dict[str, Any], base: dict[str, Any]) -> str:
+    changes = [f"{k.replace('_', ' ')} {params[k]}" for k in ("rater_bias", "n_pairs", "ensemble")
+               if params[k] != base[k]]
+    return "baseline" if not changes else ", ".join(changes)
+
+
+@register("experiment", "rlhf-overoptimization-v0")
+class RlhfOveroptimization(Experiment):
+    title = "RLHF reward-model overoptimization on a real language model"
+    summary = (
+        "Simulated raters with a configurable mix of gold reward and human-rater biases (length, confident "
+        "tone, agreeing with the user) label comparisons of SmolLM2-135M's answers; a Bradley-Terry reward "
+        "model learns from them; best-of-n against it raises the proxy score while the gold reward (correct "
+        "regardless of the user, and concise) is tracked against sqrt(KL) and fitted to Gao et al.'s form."
+    )
+    source = "Gao, Schulman, Hilton 2022, \"Scaling Laws for Reward Model Overoptimization\", arXiv:2210.10760"
+    specified_label = "proxy reward-model score of the best-of-n answer (std units of the initial policy)"
+    intended_label = "gold reward of the best-of-n answer: correct and concise (std units of the initial policy)"
+    tour = True
+    Config = RlhfOverConfig
+    default_seeds = 5
+    quick_seeds = 5  # cells are cheap once the shared pool is sampled
+
+    def _base(self) -> dict[str, Any]:
+        c = self.config
+        shared = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()
+                  if k in POOL_KEYS}
+        shared.update(rater_temperature=c.rater_temperature, l2=c.l2, length_cost=c.length_cost)
+        return {**shared, "rater_bias": c.rater_bias[0], "n_pairs": c.n_pairs[0], "ensemble": c.ensembles[0]}
+
+    @classmethod
+    def smoke_config(cls) -> "RlhfOverConfig":
+        # The quick preset's first cell samples a 3-minute pool on a fresh machine; the
+        # contract test runs the same path on a pool of a few short samples.
+        return dataclasses.replace(RlhfOverConfig.quick(), train_prompts=4, train_samples=4, test_prompts=2,
+                                   pool_size=4, max_new_tokens=8, n_pairs=(40, 20))
+
+    def cells(self) -> list[dict[str, Any]]:
+        c, base = self.config, self._base()
+        dims = {"rater_bias": c.rater_bias, "n_pairs": c.n_pairs, "ensemble": c.ensembles}
+        if c.factorial:
+            return [{**base, "rater_bias": b, "n_pairs": n, "ensemble": e}
+                    for b in c.rater_bias for n in c.n_pairs for e in c.ensembles]
+        out = [base]
+        for key, values in dims.items():
+            out += [{**base, key: v} for v in values[1:]]
+        return out
+
+    def table_columns(self) -> list[str]:
+        return ["rater_bias", "n_pairs", "ensemble"]
+
+    def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
+        pool = load_pool(params)
+        items = {it.id: it for it in tasks.make_items()}
+        split = np.array(pool["split"])
+        groups = np.array(pool["groups"])
+        prompt_items = {"train": [items[i] for i in pool["train_items"]],
+                        "test": [items[i] for i in pool["test_items"]]}
+        cfg = goldmod.GoldConfig(length_cost=params["length_cost"])
+        f = [goldmod.features(prompt_items[s][g], t, cfg) for s, g, t in zip(split, groups, pool["texts"])]
+        attrs = {"gold": np.array([x.gold for x in f]), "words": np.array([x.words for x in f], float),
+                 "confidence": np.array([x.confidence for x in f], float),
+                 "hedges": np.array([x.hedges for x in f], float), "agrees": np.array([x.agrees for x in f]),
+                 "correct": np.array([x.correct for x in f])}
+        feats = pool["features"]
+        rater = ratermod.preset("biased", bias=params["rater_bias"], temperature=params["rater_temperature"])
+        util = ratermod.utility(rater, attrs["gold"], attrs["words"], attrs["confidence"], attrs["agrees"])
+
+        tr, te = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+        pairs = tr[ratermod.sample_pairs(groups[tr], params["n_pairs"], rng(seed, "pairs"))]
+        labels = ratermod.compare(rater, util[pairs[:, 0]], util[pairs[:, 1]], rng(seed, "labels"))
+        held = te[ratermod.sample_pairs(groups[te], 2000, rng(seed, "held-out"))]
+        held_labels = ratermod.compare(rater, util[held[:, 0]], util[held[:, 1]], rng(seed, "held-labels"))
+        size, _, agg = params["ensemble"].partition(":")
+        model = rm.fit_ensemble(feats, pairs, labels, size=int(size), aggregate=agg, l2=params["l2"],
+                                rng=rng(seed, "bootstrap"), reference=feats[tr])
+        scores = model.score(feats)
+        train_labels_vs_gold = rm.gold_accuracy(util, attrs["gold"], held)  # noise-free rater vs gold
+
+        P = len(prompt_items["test"])
+        N = len(te) // P
+        proxy = scores[te].reshape(P, N)
+        values = {k: v[te].reshape(P, N) for k, v in attrs.items()}
+        ns = bon.default_ns(N)
+        curves = bon.best_of_n(proxy, values, ns, rng(seed, "ties"))
+        d = np.sqrt(bon.bon_kl(ns))
+        # within-prompt standard deviation: the spread best-of-n can select from
+        gold_sd = float(np.sqrt(values["gold"].var(axis=1).mean())) or 1.0
+        proxy_sd = float(np.sqrt(proxy.var(axis=1).mean())) or 1.0
+        gold_gain = (curves["gold"] - curves["gold"][0]) / gold_sd
+        proxy_gain = (curves["proxy"] - curves["proxy"][0]) / proxy_sd
+        tilt = bon.tilted(proxy, values, [b * proxy_sd for b in TILT_BETAS])
+        gfit, pfit = fit_gao(d, gold_gain), fit_gao(d, proxy_gain)
+        peak = int(np.argmax(gold_gain))
+        metrics = {
+            "specified": proxy_gain[-1], "intended": gold_gain[-1], "gap": proxy_gain[-1] - gold_gain[-1],
+            "gold_peak": gold_gain[peak], "gold_peak_n": ns[peak], "gold_peak_d": d[peak],
+            "gold_drop": gold_gain[peak] - gold_gain[-1],
+            "gold_alpha": gfit["alpha"], "gold_beta": gfit["beta"], "gold_r2": gfit["r2"],
+            "gold_d_peak_fit": gfit["d_peak"], "proxy_alpha": pfit["alpha"], "proxy_beta": pfit["beta"],
+            "proxy_r2": pfit["r2"],
+            "rm_acc_rater": rm.preference_accuracy(scores, held, held_labels),
+            "rm_acc_gold": rm.gold_accuracy(scores, attrs["gold"], held),
+            "rm_train_acc": rm.preference_accuracy(scores, pairs, labels),
+            "rater_acc_gold": train_labels_vs_gold,
+            "gold_initial": curves["gold"][0], "max_kl": float(bon.bon_kl(ns[-1])),
+            "words_initial": curves["words"][0], "words_final": curves["words"][-1],
+            "agrees_initial": curves["agrees"][0], "agrees_final": curves["agrees"][-1],
+            "confidence_initial": curves["confidence"][0], "confidence_final": curves["confidence"][-1],
+            "correct_initial": curves["correct"][0], "correct_final": curves["correct"][-1],
+        }
+        best = [pool["texts"][te[p * N + int(np.argmax(proxy[p]))]] for p in range(min(P, 4))]
+        data = {
+            "ns": ns, "d": d.tolist(), "gold_gain": gold_gain.tolist(), "proxy_gain": proxy_gain.tolist(),
+            **{f"bon_{k}": curves[k].tolist() for k in DRIFT},
+            "tilt_d": np.sqrt(np.maximum(tilt["kl"], 0)).tolist(),
+            "tilt_gold_gain": ((tilt["gold"] - curves["gold"][0]) / gold_sd).tolist(),
+            "tilt_proxy_gain": ((tilt["proxy"] - curves["proxy"][0]) / proxy_sd).tolist(),
+            "examples": [{"prompt": prompt_items["test"][p].prompt, "best_of_max_n": t} for p, t in enumerate(best)],
+            "pool_seconds": pool["seconds"], "pool_tokens": pool["tokens"],
+        }
+        return CellResult(metrics=metrics, data=data)
+
+    # -- report ----------------------------------------------------------------------------
+
+    def _groups(self, records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+        ok = [r for r in records if r.status == "ok"]
+        if not ok:
+            return {}
+        counts: dict[str, dict[Any, int]] = {}
+        for r in ok:  # one change at a time: the baseline holds the most common value of each dimension
+            for k in ("rater_bias", "n_pairs", "ensemble"):
+                counts.setdefault(k, defaultdict(int))[r.config[k]] += 1
+        base = {k: max(v, key=v.get) for k, v in counts.items()}
+        out: dict[str, list[RunRecord]] = defaultdict(list)
+        for r in ok:
+            out[_label(r.config, base)].append(r)
+        return dict(sorted(out.items(), key=lambda kv: (kv[0] != "baseline", kv[0])))
+
+    @staticmethod
+    def _mean_curve(rs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray]:
+        arr = np.array([r.data[key] for r in rs], float)
+        cis = [mean_ci(arr[:, j]) for j in range(arr.shape[1])]
+        return np.array([c.mean for c in cis]), np.nan_to_num(np.array([c.half for c in cis]))
+
+    def tables(self, records: list[RunRecord]) -> list[Table]:
+        rows, acc = [], []
+        for label, rs in self._groups(records).items():
+            d = np.array(rs[0].data["d"])
+            g, _ = self._mean_curve(rs, "gold_gain")
+            p, _ = self._mean_curve(rs, "proxy_gain")
+            gf, pf = fit_gao(d, g), fit_gao(d, p)
+            rows.append([label, len(rs), f"{gf['alpha']:+.3f}", f"{gf['beta']:+.3f}", f"{gf['r2']:.3f}",
+                         f"{gf['d_peak']:.2f}", mean_ci([r.metrics["gold_peak"] for r in rs]).fmt(),
+                         f"{np.mean([r.metrics['gold_peak_n'] for r in rs]):.0f}",
+                         f"{pf['alpha']:+.3f}", f"{pf['beta']:+.3f}", f"{pf['r2']:.3f}"])
+            acc.append([label, mean_ci([r.metrics["rm_acc_rater"] for r in rs]).fmt(),
+                        mean_ci([r.metrics["rm_acc_gold"] for r in rs]).fmt(),
+                        mean_ci([r.metrics["rm_train_acc"] for r in rs]).fmt(),
+                        f"{np.mean([r.metrics['rater_acc_gold'] for r in rs]):.3f}"])
+        return [
+            Table("Gao et al. best-of-n fits, R(d) = d (alpha - beta d)",
+                  ["configuration", "seeds", "gold alpha", "gold beta", "gold R^2", "gold d_peak (fit)",
+                   "gold peak (measured)", "mean n at peak", "proxy alpha", "proxy beta", "proxy R^2"], rows,
+                  "Fitted by least squares to the mean curve over seeds; d = sqrt(log n - (n-1)/n); rewards are "
+                  "gains over the initial policy in units of its standard deviation. A negative beta means no "
+                  "peak within the fitted form (still rising)."),
+            Table("Reward-model accuracy on held-out comparisons (test prompts)",
+                  ["configuration", "vs rater labels", "vs gold preferences", "train accuracy",
+                   "noise-free rater vs gold"], acc,
+                  "Mean and 95% interval over seeds. 'vs gold' counts the held-out pairs whose gold rewards "
+                  "differ. The last column is how often the raters' own (noise-free) utility agrees with gold: "
+                  "the ceiling the raters put on the reward model."),
+        ]
+
+    def figures(self, records: list[RunRecord]) -> list[Figure]:
+        groups = self._groups(records)
+        if not groups:
+            return []
+        figs = []
+        fig, axes = new_figure(ncols=2, width=4.2, height=3.2)
+        for i, (label, rs) in enumerate(groups.items()):
+            d = np.array(rs[0].data["d"])
+            grid = np.linspace(0, d.max(), 60)
+            for ax, key in zip(axes[0], ("gold_gain", "proxy_gain")):
+                m, h = self._mean_curve(rs, key)
+                ax.errorbar(d, m, yerr=h, fmt="o", ms=3, capsize=2, color=f"C{i}", label=label)
+                fit = fit_gao(d, m)
+                ax.plot(grid, grid * (fit["alpha"] - fit["beta"] * grid), color=f"C{i}", lw=1, alpha=0.7)
+        for ax, name in zip(axes[0], ("gold (intended)", "proxy reward model (specified)")):
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlabel("sqrt(KL) of best-of-n, nats^0.5")
+            ax.set_ylabel(f"{name} gain, initial-policy std")
+        axes[0][0].legend(fontsize=6)
+        figs.append(Figure("Gold and proxy reward against sqrt(KL) for best-of-n, with remedies", figure_svg(fig),
+                           "Points: mean and 95% interval over seeds (rater noise, comparison sample, "
+                           "bootstrap); lines: Gao et al.'s fit d (alpha - beta d). Same pool of samples for all."))
+        fig, axes = new_figure(ncols=3, width=3.3, height=2.8)
+        for i, (label, rs) in enumerate(groups.items()):
+            d = np.array(rs[0].data["d"])
+            for ax, key in zip(axes[0], ("bon_words", "bon_confidence", "bon_agrees")):
+                m, h = self._mean_curve(rs, key)
+                ax.errorbar(d, m, yerr=h, fmt="-o", ms=2, lw=1, capsize=1, color=f"C{i}", label=label)
+        for ax, name in zip(axes[0], ("response length, words", "confident minus hedging markers",
+                                      "agrees with the user's wrong belief")):
+            ax.set_xlabel("sqrt(KL)")
+            ax.set_title(name, fontsize=8)
+        axes[0][0].legend(fontsize=6)
+        figs.append(Figure("Behavioural drift under best-of-n", figure_svg(fig),
+                           "Expected attributes of the chosen answer (order statistics on the pool). Agreement is "
+                           "averaged over all test prompts (plain prompts count as not agreeing)."))
+        fig, axes = new_figure(width=4.4, height=3.2)
+        ax = axes[0][0]
+        for i, (label, rs) in enumerate(groups.items()):
+            d = np.array(rs[0].data["d"])
+            m, _ = self._mean_curve(rs, "gold_gain")
+            ax.plot(d, m, "-o", ms=3, color=f"C{i}", label=f"{label}: best-of-n")
+            td, _ = self._mean_curve(rs, "tilt_d")
+            tg, _ = self._mean_curve(rs, "tilt_gold_gain")
+            ax.plot(td, tg, "--s", ms=3, color=f"C{i}", alpha=0.7, label=f"{label}: KL-penalised optimum")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("sqrt(KL)")
+        ax.set_ylabel("gold gain, initial-policy std")
+        ax.legend(fontsize=5)
+        figs.append(Figure("KL penalty: the KL-regularised optimum against best-of-n", figure_svg(fig),
+                           "Dashed: pi_0 exp(r/beta) on the same pool for KL coefficients beta from "
+                           f"{TILT_BETAS[0]} to {TILT_BETAS[-1]} proxy std (left to right: smaller penalty). A larger "
+                           "penalty stops the policy earlier on its curve."))
+        return figs
+
+    def findings(self, records: list[RunRecord]) -> list[str]:
+        groups = self._groups(records)
+        if not groups:
+            return ["No successful cells: nothing to report."]
+        out = []
+        for label, rs in groups.items():
+            peak_n = [r.metrics["gold_peak_n"] for r in rs]
+            drop = mean_ci([r.metrics["gold_drop"] for r in rs])
+            final = mean_ci([r.metrics["intended"] for r in rs])
+            spec = mean_ci([r.metrics["specified"] for r in rs])
+            nmax = rs[0].data["ns"][-1]
+            falls = drop.mean > 0 and (math.isnan(drop.half) or drop.mean - drop.half > 0)
+            out.append(
+                f"{label}: proxy gain at n={nmax} {spec.fmt()}, gold gain {final.fmt()} (std units); gold peaks at "
+                f"n = {', '.join(str(int(n)) for n in peak_n)} (per seed) and then "
+                f"{'falls' if falls else 'does not fall measurably'} by {drop.fmt()}; length "
+                f"{np.mean([r.metrics['words_initial'] for r in rs]):.1f} -> "
+                f"{np.mean([r.metrics['words_final'] for r in rs]):.1f} words, agreement "
+                f"{np.mean([r.metrics['agrees_initial'] for r in rs]):.2f} -> "
+                f"{np.mean([r.metrics['agrees_final'] for r in rs]):.2f}."
+            )
+        base = groups.get("baseline")
+        if base:
+            b = np.mean([r.metrics["gold_peak"] for r in base])
+            for label, rs in groups.items():
+                if label == "baseline":
+                    continue
+                g = np.mean([r.metrics["gold_peak"] for r in rs])
+                f = np.mean([r.metrics["intended"] for r in rs])
+                out.append(f"Remedy '{label}': gold peak {g:+.2f} vs baseline {b:+.2f}; gold at the largest n "
+                           f"{f:+.2f} vs {np.mean([r.metrics['intended'] for r in base]):+.2f}.")
+        return out
