@@ -1,0 +1,82 @@
+"""The minimal chat-model interface the evaluations run against, and its local implementation.
+
+A chat model answers a batch of conversations (`chat`) and, where the backend offers it,
+scores given continuations (`logprobs`). The interface is deliberately as small as the one
+inspect_ai's model API reduces to (UK AISI, inspect_ai `ModelAPI.generate`): anything that
+can be wrapped in it can be evaluated, steered and fine-tuned models included.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from alignlab.lm.generate import Generation, Message, continuation_logprobs, generate, render_chat
+
+Conversation = Sequence[Message]
+
+
+def quiet_transformers() -> None:
+    """No progress bars or advisory warnings from transformers (they garble CLI output)."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What an evaluation needs from a model."""
+
+    name: str
+    supports_logprobs: bool
+
+    def chat(self, messages_batch: Sequence[Conversation], max_new_tokens: int = 64,
+             temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """The assistant's next reply to each conversation."""
+
+    def logprobs(self, prompts: Sequence[Conversation], continuations: Sequence[str]) -> list[float]:
+        """log P(continuation as the start of the assistant's reply | conversation), summed over tokens.
+
+        Raises NotImplementedError where the backend cannot score (`supports_logprobs` False).
+        """
+
+
+class LocalChatModel:
+    """A Hugging Face causal LM in this process (the embedded model, a local path or a cached id)."""
+
+    supports_logprobs = True
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = "local", batch_size: int = 16):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, spec: Any = "embedded", batch_size: int = 16) -> "LocalChatModel":
+        """Load through `alignlab.lm.models.load` (offline; ModelSpec or its name)."""
+        from alignlab.lm.models import ModelSpec, load
+
+        spec = ModelSpec(spec) if isinstance(spec, str) else spec
+        quiet_transformers()
+        model, tokenizer = load(spec)
+        return cls(model, tokenizer, name=spec.name, batch_size=batch_size)
+
+    def render(self, messages: Conversation, add_generation_prompt: bool = True) -> str:
+        return render_chat(self.tokenizer, messages, add_generation_prompt)
+
+    def generate(self, messages_batch: Sequence[Conversation], max_new_tokens: int = 64,
+                 temperature: float = 0.0, seed: int = 0) -> list[Generation]:
+        """Completions with token counts and finish reasons (what the server reports)."""
+        prompts = [self.render(m) for m in messages_batch]
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens,
+                        temperature=temperature, seed=seed, batch_size=self.batch_size)
+
+    def chat(self, messages_batch: Sequence[Conversation], max_new_tokens: int = 64,
+             temperature: float = 0.0, seed: int = 0) -> list[str]:
+        return [g.text for g in self.generate(messages_batch, max_new_tokens, temperature, seed)]
+
+    def logprobs(self, prompts: Sequence[Conversation], continuations: Sequence[str]) -> list[float]:
+        rendered = [self.render(m) for m in prompts]
+        return continuation_logprobs(self.model, self.tokenizer, rendered, list(continuations),
+                                     batch_size=self.batch_size)
