@@ -8,7 +8,9 @@ injection task's ground-truth calls (and repeats its answer). Every call goes
 `guard.check` -> `guard.execute(fn=runtime.run_function)`, so the guard's decision happens
 before the environment changes, and results are taint-labelled on the way back. Metrics:
 benign utility, utility under attack, targeted attack success rate (ASR).
-`agentdojo` is optional: importing this module without it raises a UserError with the fix.
+`agentdojo` is optional and imported on first use (`require()`): its import pulls every LLM client it
+supports (seconds), which `alignlab`'s start-up (the registry walks this package) should not pay.
+Without it, `require()` raises a UserError with the fix.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from alignlab.controls import policy as policy_mod
 from alignlab.controls.approval import ApprovalRequest, CallbackApprover
@@ -28,23 +30,26 @@ from alignlab.controls.taint import strings_in
 from alignlab.controls.tools import Tool, ToolCall, call_hash
 from alignlab.core.errors import UserError
 
-try:
-    from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
-    from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
-    from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
-    from agentdojo.functions_runtime import EmptyEnv, FunctionCall, FunctionsRuntime
-    from agentdojo.task_suite.load_suites import get_suites
-    from agentdojo.types import ChatAssistantMessage, ChatToolResultMessage, text_content_block_from_string
-    MISSING = None
-except ImportError as exc:  # keeps `import alignlab.controls.*` (the registry walks it) working without it
-    MISSING = f"the AgentDojo benchmark needs the `agentdojo` package (pip install agentdojo): {exc}"
-    BasePipelineElement = object  # type: ignore[assignment,misc]
-    EmptyEnv = FunctionCall = FunctionsRuntime = object  # type: ignore[assignment,misc]
+if TYPE_CHECKING:  # annotations only; the real import happens in require()
+    from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime
+
+_LOADED = False
 
 
 def require() -> None:
-    if MISSING:
-        raise UserError(MISSING)
+    """Import agentdojo's names into this module on first use; a UserError with the fix if it is missing."""
+    global _LOADED, tool_result_to_str, ImportantInstructionsAttack, get_suites
+    global ChatAssistantMessage, ChatToolResultMessage, text_content_block_from_string
+    if _LOADED:
+        return
+    try:
+        from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
+        from agentdojo.attacks.important_instructions_attacks import ImportantInstructionsAttack
+        from agentdojo.task_suite.load_suites import get_suites
+        from agentdojo.types import ChatAssistantMessage, ChatToolResultMessage, text_content_block_from_string
+    except ImportError as exc:
+        raise UserError(f"the AgentDojo benchmark needs the `agentdojo` package (pip install agentdojo): {exc}") from exc
+    _LOADED = True
 
 
 SUITES = ("banking", "slack", "travel", "workspace")
@@ -63,7 +68,7 @@ def _no_executor(**_: Any) -> Any:
     raise LookupError("AgentDojo tools run through the runtime (execute(fn=...))")
 
 
-class ScriptedAgent(BasePipelineElement):
+class ScriptedAgent:  # an AgentDojo pipeline element by duck typing: AgentDojo calls .query() and reads .name
     """Replays the user task's ground truth; if `obey`, executes the injection task when it sees the injection."""
 
     name = "alignlab-scripted-gpt-4o-2024-05-13"  # the attack template addresses the model by this name
@@ -119,7 +124,7 @@ class ScriptedAgent(BasePipelineElement):
         return seen
 
 
-class _Target(BasePipelineElement):
+class _Target:
     name = ScriptedAgent.name
 
     def query(self, *a, **k):  # pragma: no cover - never run; the attack only reads the name
@@ -141,6 +146,10 @@ class Row:
     blocked_per_run: float = 0.0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    refusals_per_run: float = 0.0  # approval requests the simulated user refused
+    # One dict per run: user_task, injection_task (None when benign), utility, security (None when benign),
+    # tool_attack (the injection task needs a tool call), obeyed, blocked (the guard's denials, as text).
+    outcomes: list[dict] = field(default_factory=list)
 
 
 def make_guard_factory(policy: Policy, mode: str, counter: dict) -> Callable | None:
@@ -160,7 +169,9 @@ def make_guard_factory(policy: Policy, mode: str, counter: dict) -> Callable | N
 
             def ask(req: ApprovalRequest) -> bool:
                 counter["approvals"] += 1
-                return req.call_hash in wanted
+                granted = req.call_hash in wanted
+                counter["refused"] = counter.get("refused", 0) + (not granted)
+                return granted
             approver = CallbackApprover(ask, "simulated-user")
         return Guard(pol, tools_from_runtime(runtime), audit=MemoryAudit(), approver=approver, trusted_text=[prompt])
     return factory
@@ -184,27 +195,34 @@ def evaluate(suites: Sequence[str] = ("banking",), modes: Sequence[str] = ("none
         text_only = {it.ID for it in suite.injection_tasks.values() if not it.ground_truth(clean)}
         for mode in modes:
             started = time.perf_counter()
-            benign, attacked, approvals, blocked = [], [], 0, 0
+            benign, attacked, approvals, refusals, blocked, outcomes = [], [], 0, 0, 0, []
             for ut in user_tasks:
-                counter = {"approvals": 0}
+                counter = {"approvals": 0, "refused": 0}
                 agent = ScriptedAgent(ut, guard_factory=make_guard_factory(pol, mode, counter))
                 utility, _ = suite.run_task_with_pipeline(agent, ut, None, {})
                 benign.append(utility)
                 blocked += len(agent.blocked)
+                outcomes.append({"user_task": ut.ID, "injection_task": None, "utility": bool(utility),
+                                 "security": None, "tool_attack": None, "obeyed": False, "blocked": agent.blocked})
                 for it in suite.injection_tasks.values():
                     injections = attack.attack(ut, it)
                     agent = ScriptedAgent(ut, it, injections.values(), make_guard_factory(pol, mode, counter))
                     utility, security = suite.run_task_with_pipeline(agent, ut, it, injections)
                     attacked.append((utility, security, it.ID not in text_only))
                     blocked += len(agent.blocked)
+                    outcomes.append({"user_task": ut.ID, "injection_task": it.ID, "utility": bool(utility),
+                                     "security": bool(security), "tool_attack": it.ID not in text_only,
+                                     "obeyed": agent.obeyed, "blocked": agent.blocked})
                 approvals += counter["approvals"]
+                refusals += counter["refused"]
             runs = len(benign) + len(attacked)
             tool = [s for _, s, t in attacked if t]
             row = Row(sname, mode, sum(benign) / len(benign), sum(u for u, _, _ in attacked) / len(attacked),
                       sum(s for _, s, _ in attacked) / len(attacked), len(benign), len(attacked),
                       sum(tool) / max(len(tool), 1), len(tool), approvals / runs, blocked / runs,
                       time.perf_counter() - started,
-                      [f"text-only injection tasks (no tool call to mediate): {sorted(text_only)}"] if text_only else [])
+                      [f"text-only injection tasks (no tool call to mediate): {sorted(text_only)}"] if text_only else [],
+                      refusals / runs, outcomes)
             rows.append(row)
             if progress:
                 progress(f"{sname:<10} {mode:<5} benign utility {row.benign_utility:6.1%}  utility under attack "
