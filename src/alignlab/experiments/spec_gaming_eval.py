@@ -38,6 +38,12 @@ def has_model(name: str) -> bool:
     return model_of(name) is not None
 
 
+@functools.lru_cache(maxsize=64)
+def has_factored_model(name: str) -> bool:
+    """No tabular model, but an exact factored one (tomato watering) an exact planner can solve."""
+    return not has_model(name) and hasattr(make_env(name), "factored_model")
+
+
 def cached_references(name: str, cache: Path) -> dict[str, float]:
     """`references(name)`, kept in a JSON file under `cache` (per code version), so the
     workers of a sweep and later runs do not solve the same model again."""
