@@ -12,6 +12,7 @@ import dataclasses
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -103,11 +104,21 @@ def execute(task: Task) -> RunRecord:
     return record
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose runner was killed (SIGKILL leaves it orphaned) stops at once instead
+    of finishing a cell nobody will store."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(0.5)
+
+
 def _init_worker(threads: int) -> None:
     # One BLAS / torch thread per worker: on a shared 2-core box oversubscription is the
     # main cause of slow sweeps (see ../shared/reference/language-models.md).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     registry.load_all()
 
 

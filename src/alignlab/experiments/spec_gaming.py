@@ -44,7 +44,7 @@ class SpecGamingConfig(BaseConfig):
     """Planning horizons of value iteration (its pressure); 0 plans over the whole episode."""
     td_episodes: tuple[int, ...] = (30, 100, 300, 1000, 3000, 10000)
     """Training episodes of Q-learning and SARSA (their pressure)."""
-    ppo_timesteps: tuple[int, ...] = (4000, 16000)
+    ppo_timesteps: tuple[int, ...] = (3000, 12000)
     """Training steps of PPO (its pressure)."""
     eval_episodes: int = 64
     """Rollout episodes for environments without a tabular model (others are evaluated exactly)."""
