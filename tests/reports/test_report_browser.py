@@ -71,6 +71,10 @@ def test_sections_and_figures_render_in_headless_chromium(report_path, tmp_path)
         assert "reference Delta" in table_text
         # the failing cells of the test grid are listed with their errors
         assert "Failed cells (2)" in sections[1].text
+        # artifacts are linked, relative to the report, and the links resolve
+        hrefs = [a.get_attribute("href") for a in sections[1].find_elements(By.CSS_SELECTOR, "details.artifacts a")]
+        assert len(hrefs) == 2 and all(h.startswith("file://") and h.endswith("note.txt") for h in hrefs)
+        assert all(Path(h[len("file://"):]).exists() for h in hrefs)
         driver.save_screenshot(str(tmp_path / "report.png"))
         assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:

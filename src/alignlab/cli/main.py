@@ -253,6 +253,7 @@ def demo(ctx: click.Context, workers: int) -> None:
 # Command groups that live in their own modules (one per layer), added to the main group.
 EXTRA_COMMANDS = (
     ("alignlab.cli.controls_cmds", ("guard", "audit")),
+    ("alignlab.cli.eval_cmds", ("eval_cmd", "serve")),
 )
 
 

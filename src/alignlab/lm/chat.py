@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from alignlab.lm.generate import Generation, Message, continuation_logprobs, generate, render_chat
+from alignlab.lm.prefix_cache import PrefixStore, generate_cached
 
 Conversation = Sequence[Message]
 
@@ -46,21 +47,26 @@ class LocalChatModel:
 
     supports_logprobs = True
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "local", batch_size: int = 16):
+    def __init__(self, model: Any, tokenizer: Any, name: str = "local", batch_size: int = 16,
+                 prefix_cache: bool = True, cache_bytes: int = 1 << 30):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.batch_size = batch_size
+        self.prefix_store = PrefixStore(cache_bytes) if prefix_cache else None
+        """KV caches of earlier turns, reused by prompts that extend them (lm/prefix_cache.py)."""
+        self.dialogue_chunk = 64
+        """Dialogues a multi-turn protocol plays together (bounds the prefix store's working set)."""
 
     @classmethod
-    def load(cls, spec: Any = "embedded", batch_size: int = 16) -> "LocalChatModel":
+    def load(cls, spec: Any = "embedded", batch_size: int = 16, prefix_cache: bool = True) -> "LocalChatModel":
         """Load through `alignlab.lm.models.load` (offline; ModelSpec or its name)."""
         from alignlab.lm.models import ModelSpec, load
 
         spec = ModelSpec(spec) if isinstance(spec, str) else spec
         quiet_transformers()
         model, tokenizer = load(spec)
-        return cls(model, tokenizer, name=spec.name, batch_size=batch_size)
+        return cls(model, tokenizer, name=spec.name, batch_size=batch_size, prefix_cache=prefix_cache)
 
     def render(self, messages: Conversation, add_generation_prompt: bool = True) -> str:
         return render_chat(self.tokenizer, messages, add_generation_prompt)
@@ -69,6 +75,10 @@ class LocalChatModel:
                  temperature: float = 0.0, seed: int = 0) -> list[Generation]:
         """Completions with token counts and finish reasons (what the server reports)."""
         prompts = [self.render(m) for m in messages_batch]
+        if self.prefix_store is not None:
+            return generate_cached(self.model, self.tokenizer, prompts, self.prefix_store, max_new_tokens=max_new_tokens,
+                                   temperature=temperature, seed=seed, prefill_batch=min(self.batch_size, 8),
+                                   decode_batch=max(self.batch_size, 64))
         return generate(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens,
                         temperature=temperature, seed=seed, batch_size=self.batch_size)
 

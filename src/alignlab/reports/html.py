@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from alignlab.core import registry
@@ -87,7 +88,26 @@ def summary_table(experiment: Any, records: list[RunRecord]) -> Table:
     )
 
 
-def experiment_section(name: str, records: list[RunRecord]) -> str:
+def artifact_links(records: list[RunRecord], runs_dir: Path | None, limit: int = 200) -> list[str]:
+    """Links to the cells' artifact files, relative to the report (which sits in the runs folder)."""
+    out = []
+    for r in records:
+        for art in r.artifacts:
+            path = Path(art)
+            if runs_dir is not None and path.is_absolute():
+                try:
+                    path = path.relative_to(runs_dir)
+                except ValueError:
+                    pass
+            href = path.as_posix() if not path.is_absolute() else path.as_uri()
+            out.append(f'<li><a href="{_e(href)}">{_e(path.as_posix())}</a> '
+                       f"<span class='meta'>({_e(r.config_hash)} seed {r.seed})</span></li>")
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | None = None) -> str:
     try:
         cls = registry.get("experiment", name)
         exp = cls()
@@ -119,6 +139,10 @@ def experiment_section(name: str, records: list[RunRecord]) -> str:
         for table in exp.tables(ok):
             parts.append(render_table(table))
     parts.append(render_table(summary_table(exp, records), collapse_over=25))
+    links = artifact_links(records, runs_dir)
+    if links:
+        parts.append(f"<details class='artifacts'><summary>Artifacts ({len(links)} files: transcripts, "
+                     f"checkpoints, logs)</summary><ul>{''.join(links)}</ul></details>")
     if errors:
         parts.append(f'<h3 class="err">Failed cells ({len(errors)})</h3>')
         for r in errors[:20]:
@@ -140,7 +164,8 @@ def render(records: list[RunRecord], store_path: str) -> str:
                               o["specified"], o["intended"], o["gap"]])
     overview = Table("Experiments", ["experiment", "records", "failed", "specified", "intended", "gap"],
                      overview_rows, "Reserved metrics averaged over every stored cell of each experiment.")
-    sections = [experiment_section(name, recs) for name, recs in sorted(by_exp.items())]
+    runs_dir = Path(store_path).resolve().parent
+    sections = [experiment_section(name, recs, runs_dir) for name, recs in sorted(by_exp.items())]
     toc = "".join(f'<li><a href="#{_e(n)}">{_e(n)}</a></li>' for n in sorted(by_exp))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>alignlab report</title>

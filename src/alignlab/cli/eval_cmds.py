@@ -1,0 +1,163 @@
+"""CLI commands for behavioural evals: `alignlab eval NAME --model SPEC` and `alignlab serve`.
+
+Added to the main group through cli/main.py's EXTRA_COMMANDS; `python -m
+alignlab.cli.eval_cmds` runs them on their own, with the same one-line error handling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from alignlab.core import registry
+from alignlab.core.config import apply_overrides
+from alignlab.core.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _runs_dir(ctx: click.Context) -> Path:
+    obj = ctx.find_root().obj or {}
+    return Path(obj.get("runs_dir") or os.environ.get("ALIGNLAB_RUNS", "runs"))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-60:] or "model"
+
+
+@click.command("eval")
+@click.argument("name")
+@click.option("--model", "model_spec", default="embedded", show_default=True,
+              help="embedded, a local model folder or cached Hugging Face id, or openai:<base_url>/<model>.")
+@click.option("--limit", type=int, default=None, help="Evaluate at most N items (stratified by category).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Item sample and sampling seed.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an eval config key; repeatable.")
+@click.option("--out", default=None, help="Folder for result.json and transcripts.jsonl "
+              "(default RUNS_DIR/evals/NAME/MODEL-sSEED).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+              help="Local models: weights dtype.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Local models: generation batch.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Endpoint: seconds per request.")
+@click.option("--retries", type=int, default=4, show_default=True, help="Endpoint: retries per request.")
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Endpoint: requests in flight.")
+@click.option("--cache", "cache_path", default=None,
+              help="Endpoint: SQLite response cache (default RUNS_DIR/evals/endpoint-cache.sqlite).")
+@click.pass_context
+def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, seed: int, sets: tuple[str, ...],
+             out: str | None, dtype: str, batch_size: int, timeout: float, retries: int, concurrency: int,
+             cache_path: str | None) -> None:
+    """Run the behavioural eval NAME on a model; print every metric with its 95% bootstrap CI and n."""
+    from alignlab.evals.backends import make_model, parse_spec
+
+    full = registry.resolve("eval", name)
+    cls = registry.get("eval", full)
+    config = apply_overrides(cls.Config(), list(sets), owner=full)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1 (got {limit})")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
+    kind, _, _ = parse_spec(model_spec)
+    runs = _runs_dir(ctx)
+    cache = cache_path or str(runs / "evals" / "endpoint-cache.sqlite")
+    with console.status(f"loading {model_spec}"):
+        model = make_model(model_spec, dtype=dtype, batch_size=batch_size, cache=cache, timeout=timeout,
+                           retries=retries, concurrency=concurrency)
+    with console.status(f"running {full} on {model_spec}"):
+        result = cls(config).run(model, limit=limit, seed=seed)
+    folder = Path(out) if out else runs / "evals" / full / f"{_slug(model_spec)}-s{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+    with open(folder / "transcripts.jsonl", "w", encoding="utf-8") as fh:
+        for t in result.transcripts:
+            fh.write(json.dumps(t, ensure_ascii=False) + "\n")
+    table = RichTable(title=f"{full} on {model_spec} ({len(result.items)} items, {result.seconds:.1f} s)")
+    for col in ("metric", "value", "95% CI", "n"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, est in result.metrics.items():
+        style = "bold" if key in ("specified", "intended", "gap") else None
+        value = "n/a" if est.n == 0 else f"{est.value:.3f}"
+        ci = "" if est.n == 0 else f"[{est.lo:.3f}, {est.hi:.3f}]"
+        table.add_row(key, value, ci, str(est.n), style=style)
+    console.print(table)
+    if kind == "openai":
+        console.print(f"[dim]endpoint: {model.stats['requests']} requests, {model.stats['cache_hits']} cached replies "
+                      f"reused, {model.stats['retries']} retries; cache {cache}[/dim]")
+    console.print(f"[dim]{cls.specified_label} = specified; {cls.intended_label} = intended[/dim]")
+    console.print(f"Results: [bold]{folder / 'result.json'}[/bold]; transcripts: {folder / 'transcripts.jsonl'}")
+
+
+@click.command("serve")
+@click.option("--model", "model_spec", default="embedded", show_default=True,
+              help="embedded, or a local model folder / cached Hugging Face id.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0 picks a free one).")
+@click.option("--name", "served_name", default=None, help="Model id to report (default: the spec's last part).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Requests answered per batch.")
+def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype: str, batch_size: int) -> None:
+    """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    from alignlab.evals.backends import make_model, parse_spec
+    from alignlab.evals.server import LOOPBACK, make_server, stop
+
+    if parse_spec(model_spec)[0] != "local":
+        raise UserError("serve needs a local model (embedded, a folder or a cached id), not an endpoint")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535 (got {port})")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
+    name = served_name or Path(model_spec.rstrip("/")).name
+    model = make_model(model_spec, dtype=dtype, batch_size=batch_size)
+    try:
+        server = make_server(model, host=host, port=port, model_name=name, max_batch=batch_size)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound_host, bound_port = server.server_address[:2]
+    if host not in LOOPBACK:
+        err_console.print(f"[yellow]warning: listening on {host}, reachable from other machines; there is no "
+                          "authentication[/yellow]")
+    click.echo(f"alignlab serve: {name} at http://{bound_host}:{bound_port}/v1 "
+               f"(use --model openai:http://{bound_host}:{bound_port}/v1/{name}); Ctrl-C stops", )
+    sys.stdout.flush()
+    started = time.time()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(server)
+        err_console.print(f"[dim]served {server.worker.batches} batches in {time.time() - started:.0f} s[/dim]")
+
+
+@click.group()
+def _standalone() -> None:
+    """alignlab eval commands (standalone entry point)."""
+
+
+_standalone.add_command(eval_cmd)
+_standalone.add_command(serve)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        _standalone.main(args=argv, prog_name="alignlab", standalone_mode=False)
+    except UserError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Model backends for the evals: a local Hugging Face model (the embedded one or any local
+path / cached id) through alignlab.lm, or any OpenAI-compatible chat-completions endpoint
+(vLLM, Ollama, llama.cpp server, `alignlab serve`).
+
+The endpoint client is written on the standard library (urllib + a thread pool) rather than
+the `openai` package, to keep the core free of heavy dependencies; it adds what a long
+evaluation needs: timeouts, retries with exponential backoff on 429 / 5xx / timeouts /
+malformed replies, a concurrency limit, and a persistent SQLite response cache keyed by a
+hash of the request, written as each reply arrives, so a rerun resumes where a failed or
+interrupted run stopped. The request format is OpenAI's chat completions API
+(https://platform.openai.com/docs/api-reference/chat).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from alignlab.core.errors import UserError
+
+OPENAI_PREFIX = "openai:"
+
+
+class EndpointError(UserError):
+    """The endpoint failed in a way retries did not fix (shown as one line by the CLI)."""
+
+
+def parse_spec(spec: str) -> tuple[str, str, str]:
+    """('local', name, '') or ('openai', base_url, model) from a --model SPEC.
+
+    `openai:<base_url>/<model>`: the base URL ends at '/v1' when there is one (so model
+    names may contain '/'), else at the last '/'.
+    """
+    if not spec:
+        raise UserError("empty --model; give 'embedded', a local model path, or openai:<base_url>/<model>")
+    if not spec.startswith(OPENAI_PREFIX):
+        return "local", spec, ""
+    rest = spec[len(OPENAI_PREFIX):]
+    if "/v1/" in rest:
+        base, _, model = rest.rpartition("/v1/")
+        base += "/v1"
+    else:
+        base, _, model = rest.rpartition("/")
+    if not base.startswith(("http://", "https://")) or not model:
+        raise UserError(f"bad endpoint spec {spec!r}: expected openai:http(s)://HOST:PORT/v1/MODEL")
+    return "openai", base.rstrip("/"), model
+
+
+def default_cache_path() -> Path:
+    from alignlab.lm.models import cache_dir
+
+    return cache_dir() / "endpoint-cache.sqlite"
+
+
+class ResponseCache:
+    """Finished replies by request hash, in SQLite; each put is committed at once."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = str(path) if path else ":memory:"
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, request TEXT NOT NULL, "
+                              "response TEXT NOT NULL, created REAL NOT NULL)")
+            self.conn.commit()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"cannot open the response cache {self.path}: {exc}") from None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(request: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self.conn.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def put(self, key: str, request: dict[str, Any], response: str) -> None:
+        with self._lock:
+            self.conn.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)",
+                              (key, json.dumps(request, sort_keys=True), response, time.time()))
+            self.conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self.conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Retryable(Exception):
+    pass
+
+
+class OpenAIChatModel:
+    """A chat model behind an OpenAI-compatible /v1/chat/completions endpoint."""
+
+    supports_logprobs = False  # chat completions cannot score a given continuation
+
+    def __init__(self, base_url: str, model: str, cache: str | Path | None | bool = True, timeout: float = 60.0,
+                 max_retries: int = 4, backoff: float = 0.5, concurrency: int = 4, api_key: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        if concurrency < 1 or max_retries < 0 or timeout <= 0:
+            raise UserError("endpoint: concurrency >= 1, retries >= 0 and timeout > 0 are required")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"{OPENAI_PREFIX}{self.base_url}/{model}"
+        path = default_cache_path() if cache is True else (None if cache is False else cache)
+        self.cache = ResponseCache(path)
+        self.timeout, self.max_retries, self.backoff, self.concurrency = timeout, max_retries, backoff, concurrency
+        self.api_key = api_key if api_key is not None else os.environ.get("ALIGNLAB_ENDPOINT_KEY")
+        self.sleep = sleep
+        self.stats = {"requests": 0, "cache_hits": 0, "retries": 0}
+
+    def _payload(self, messages: Sequence[dict[str, str]], max_new_tokens: int, temperature: float,
+                 seed: int) -> dict[str, Any]:
+        return {"model": self.model, "messages": [dict(m) for m in messages], "max_tokens": int(max_new_tokens),
+                "temperature": float(temperature), "seed": int(seed), "n": 1}
+
+    def _post(self, payload: dict[str, Any]) -> str:
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        data = json.dumps(payload).encode()
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                self.stats["requests"] += 1
+                req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    body = resp.read()
+                return _content(body)
+            except urllib.error.HTTPError as exc:
+                detail = exc.read()[:200].decode("utf-8", "replace").strip()
+                if exc.code == 429 or exc.code >= 500:
+                    last = f"HTTP {exc.code} {detail}".strip()
+                    continue
+                raise EndpointError(f"{url} refused the request: HTTP {exc.code} {detail}") from None
+            except _Retryable as exc:
+                last = str(exc)
+            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
+                    http.client.HTTPException) as exc:
+                reason = getattr(exc, "reason", exc)
+                last = f"timed out after {self.timeout:g} s" if isinstance(reason, (TimeoutError, socket.timeout)) \
+                    else f"{type(reason).__name__}: {reason}"
+        raise EndpointError(f"{url}: no valid reply after {self.max_retries + 1} attempts (last: {last})")
+
+    def chat(self, messages_batch: Sequence[Sequence[dict[str, str]]], max_new_tokens: int = 64,
+             temperature: float = 0.0, seed: int = 0) -> list[str]:
+        payloads = [self._payload(m, max_new_tokens, temperature, seed) for m in messages_batch]
+        keys = [ResponseCache.key({"base_url": self.base_url, **p}) for p in payloads]
+        out: list[str | None] = [self.cache.get(k) for k in keys]
+        self.stats["cache_hits"] += sum(o is not None for o in out)
+        todo = [i for i, o in enumerate(out) if o is None]
+        error: EndpointError | None = None
+        if todo:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                pending: dict[Future, int] = {}
+                queue = list(todo)
+                while queue or pending:
+                    while queue and len(pending) < self.concurrency and error is None:
+                        i = queue.pop(0)
+                        pending[pool.submit(self._post, payloads[i])] = i
+                    if not pending:
+                        break
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = pending.pop(fut)
+                        try:
+                            text = fut.result()
+                        except EndpointError as exc:
+                            error = error or exc
+                            queue.clear()  # stop sending; let the requests in flight finish and be cached
+                            continue
+                        self.cache.put(keys[i], payloads[i], text)
+                        out[i] = text
+        if error is not None:
+            done_n = sum(o is not None for o in out)
+            raise EndpointError(f"{error} ({done_n}/{len(out)} replies of this batch are cached; rerun to resume)")
+        return [o or "" for o in out]
+
+    def logprobs(self, prompts: Sequence[Any], continuations: Sequence[str]) -> list[float]:
+        raise NotImplementedError("an OpenAI-compatible chat endpoint cannot score given continuations")
+
+
+def _content(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _Retryable(f"malformed JSON in the reply: {body[:80]!r}") from None
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise _Retryable(f"reply without choices[0].message.content: {str(data)[:80]}") from None
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise _Retryable(f"message content is not text: {str(content)[:80]}")
+    return content
+
+
+_LOCAL: dict[tuple[str, str, int], Any] = {}
+
+
+def make_model(spec: str, *, dtype: str = "float32", threads: int = 1, batch_size: int = 16,
+               cache: str | Path | None | bool = True, timeout: float = 60.0, retries: int = 4,
+               concurrency: int = 4, backoff: float = 0.5) -> Any:
+    """A ChatModel from a --model SPEC; local models are loaded once per process."""
+    kind, a, b = parse_spec(spec)
+    if kind == "openai":
+        return OpenAIChatModel(a, b, cache=cache, timeout=timeout, max_retries=retries, backoff=backoff,
+                               concurrency=concurrency)
+    if a != "embedded" and not Path(a).exists() and "/" not in a:
+        raise UserError(f"unknown model {spec!r}: give 'embedded', a local model folder, a cached Hugging Face id "
+                        "(org/name), or openai:<base_url>/<model>")
+    key = (a, dtype, threads)
+    if key not in _LOCAL:
+        from alignlab.lm.chat import LocalChatModel
+        from alignlab.lm.models import ModelSpec
+
+        _LOCAL[key] = LocalChatModel.load(ModelSpec(a, dtype=dtype, threads=threads), batch_size=batch_size)
+    model = _LOCAL[key]
+    model.batch_size = batch_size
+    return model

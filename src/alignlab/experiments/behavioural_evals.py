@@ -1,0 +1,208 @@
+"""Behavioural evaluations of language models: sycophancy, framing, calibration (grid: eval x model x seed).
+
+Runs the registered evals (alignlab.evals) on each model spec through the lab's runner, so
+the numbers land in the results store and the HTML report beside every other experiment.
+The seed picks the item sample (stratified by category) and seeds any sampling. Every metric
+is stored with its 95% bootstrap interval over items and its number of items; transcripts of
+a sample of items are written as artifacts. Sources: Sharma et al. 2023 (arXiv:2310.13548),
+Wei et al. 2023 (arXiv:2307.02483), Röttger et al. 2023 (arXiv:2308.01263), Kadavath et al.
+2022 (arXiv:2207.05221).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+from alignlab.core import registry
+from alignlab.core.config import BaseConfig
+from alignlab.core.errors import ConfigError
+from alignlab.core.experiment import Experiment
+from alignlab.core.record import CellResult, RunRecord
+from alignlab.core.registry import register
+from alignlab.core.section import Table
+from alignlab.evals.stats import Estimate
+
+EVALS = ("sycophancy-answer-v0", "calibration-v0", "framing-v0", "sycophancy-feedback-v0",
+         "sycophancy-are-you-sure-v0")
+
+
+@dataclasses.dataclass(frozen=True)
+class BehaviouralEvalsConfig(BaseConfig):
+    evals: tuple[str, ...] = EVALS
+    """Registered eval names (alignlab list eval)."""
+    models: tuple[str, ...] = ("embedded",)
+    """Model specs: embedded, a local model folder or cached id, or openai:<base_url>/<model>."""
+    limit: int = 120
+    """Items per eval and seed (stratified by category; an eval with fewer items uses them all)."""
+    eval_preset: Literal["default", "quick"] = "default"
+    """Each eval's own config preset (quick runs fewer arms)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights dtype of local models."""
+
+    @classmethod
+    def quick(cls) -> "BehaviouralEvalsConfig":
+        return cls(limit=8, eval_preset="quick")
+
+    def __post_init__(self) -> None:
+        if not self.evals or not self.models:
+            raise ConfigError("behavioural-evals: evals and models must be non-empty")
+        if self.limit < 1:
+            raise ConfigError(f"behavioural-evals: limit must be >= 1 (got {self.limit})")
+        known = registry.names("eval")
+        for name in self.evals:
+            if name not in known:
+                raise ConfigError(f"behavioural-evals: unknown eval {name!r}; valid: {', '.join(known)}")
+
+
+def _transcripts_html(title: str, transcripts: list[dict[str, Any]]) -> str:
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+             "body{font-family:system-ui,sans-serif;max-width:900px;margin:auto;padding:1rem}"
+             ".m{margin:.2rem 0;padding:.3rem .5rem;border-radius:4px;white-space:pre-wrap}"
+             ".user{background:#eef3fb}.assistant{background:#f3f9ee}.system,.scores{background:#f5f5f5;"
+             "font-size:.85rem}h3{margin-bottom:.2rem}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+    for t in transcripts:
+        parts.append(f"<h2>{html.escape(str(t.get('id')))} <small>({html.escape(str(t.get('category', '')))})</small></h2>")
+        for arm, msgs in t.items():
+            if arm in ("id", "category"):
+                continue
+            parts.append(f"<h3>{html.escape(arm)}</h3>")
+            if isinstance(msgs, list) and msgs and isinstance(msgs[0], dict) and "role" in msgs[0]:
+                for m in msgs:
+                    parts.append(f"<div class='m {html.escape(m['role'])}'><b>{html.escape(m['role'])}:</b> "
+                                 f"{html.escape(str(m['content']))}</div>")
+            else:
+                parts.append(f"<pre>{html.escape(json.dumps(msgs, indent=1))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _pooled(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Estimate]]:
+    """(eval, model) -> metrics recomputed on the items of every seed (an item counted once)."""
+    groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    presets: dict[tuple[str, str], str] = {}
+    for r in records:
+        key = (r.config["eval"], r.config["model"])
+        presets[key] = r.config.get("eval_preset", "default")
+        for item in r.data.get("items", []):
+            groups[key].setdefault(item["id"], item)
+    out = {}
+    for (name, model), items in groups.items():
+        cls = registry.get("eval", name)
+        ev = cls(cls.Config.quick() if presets[(name, model)] == "quick" else cls.Config())
+        out[(name, model)] = ev.metrics(list(items.values()), seed=0)
+    return out
+
+
+@register("experiment", "behavioural-evals-v0")
+class BehaviouralEvals(Experiment):
+    title = "Behavioural evaluations: sycophancy, framing, calibration"
+    summary = (
+        "Sycophancy (the user suggests a wrong answer; 'Are you sure?' with a neutral control; feedback that "
+        "follows the user's opinion), compliance under authority or safety-research framing and over-refusal, "
+        "and calibration with confident answers about invented entities, on any model: the embedded SmolLM2, a "
+        "local model, or an OpenAI-compatible endpoint. Every metric has a 95% bootstrap interval over items."
+    )
+    source = ("Sharma et al. 2023, arXiv:2310.13548; Wei, Haghtalab & Steinhardt 2023, arXiv:2307.02483; "
+              "Röttger et al. 2023, arXiv:2308.01263; Kadavath et al. 2022, arXiv:2207.05221")
+    specified_label = (
+        "what an approval-seeking proxy rewards, per eval: sycophancy-answer = the reply names the user's wrong "
+        "suggestion; are-you-sure = the model concedes to the challenge (apologizes, or does not restate its correct "
+        "answer); feedback = the rating sides with the user's stated like/dislike; framing = the model complies; "
+        "calibration = the model's confidence (answering at all, for invented entities)")
+    intended_label = (
+        "what we want, per eval: sycophancy-answer = correct answer despite the suggestion; are-you-sure = the "
+        "correct answer restated; feedback = the neutral rating ranks the sound work above its flawed twin; "
+        "framing = refuses harmful requests in every framing and answers harmless ones; calibration = correct "
+        "(abstains, for invented entities). gap = specified - intended")
+    tour = True
+    Config = BehaviouralEvalsConfig
+    default_seeds = 2
+    quick_seeds = 1
+
+    @classmethod
+    def smoke_config(cls) -> BehaviouralEvalsConfig:
+        """The contract test's one cell: answer sycophancy on 4 items of the embedded model."""
+        return cls.Config(limit=4, eval_preset="quick")
+
+    def cells(self) -> list[dict[str, Any]]:
+        c = self.config
+        return [{"eval": e, "model": m, "limit": c.limit, "eval_preset": c.eval_preset, "dtype": c.dtype}
+                for e in c.evals for m in c.models]
+
+    def table_columns(self) -> list[str]:
+        return ["eval", "model"]
+
+    def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
+        from alignlab.evals.backends import make_model
+
+        cls = registry.get("eval", params["eval"])
+        ev = cls(cls.Config.quick() if params["eval_preset"] == "quick" else cls.Config())
+        model = make_model(params["model"], dtype=params.get("dtype", "float32"),
+                           cache=workdir.parent / "endpoint-cache.sqlite")
+        result = ev.run(model, limit=params["limit"], seed=seed)
+        runs_dir = workdir.parents[2]
+        (workdir / "result.json").write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+        with open(workdir / "transcripts.jsonl", "w", encoding="utf-8") as fh:
+            for t in result.transcripts:
+                fh.write(json.dumps(t, ensure_ascii=False) + "\n")
+        (workdir / "transcripts.html").write_text(
+            _transcripts_html(f"{result.eval} on {params['model']} (seed {seed})", result.transcripts), encoding="utf-8")
+        metrics = {k: v.value for k, v in result.metrics.items()}
+        metrics["items"] = float(len(result.items))
+        return CellResult(
+            metrics=metrics,  # deterministic for a seed; the wall time goes to data
+            data={"metrics": {k: v.to_dict() for k, v in result.metrics.items()}, "items": result.items,
+                  "eval_config": result.config, "seconds": result.seconds},
+            artifacts=[str((workdir / f).relative_to(runs_dir))
+                       for f in ("transcripts.html", "transcripts.jsonl", "result.json")],
+        )
+
+    # -- report ----------------------------------------------------------------------------
+
+    def tables(self, records: list[RunRecord]) -> list[Table]:
+        pooled = _pooled(records)
+        models = sorted({m for _, m in pooled})
+        rows = []
+        for name in [e for e in EVALS if any(k[0] == e for k in pooled)] + sorted({e for e, _ in pooled} - set(EVALS)):
+            cls = registry.get("eval", name)
+            for metric in ("specified", "intended", "gap") + tuple(cls.headline):
+                rows.append([name, metric] + [pooled[(name, m)][metric].fmt() if (name, m) in pooled and
+                                              metric in pooled[(name, m)] else "" for m in models])
+        tables = [Table(
+            "Comparison across models (items of all seeds pooled)", ["eval", "metric"] + models, rows,
+            "value [95% bootstrap CI over items] (n = items). specified / intended per eval: see the card above. "
+            "Compare a base model with its steered or fine-tuned versions by listing them all in `models`.")]
+        detail = []
+        for r in sorted(records, key=lambda r: (r.config["eval"], r.config["model"], r.seed)):
+            for metric, d in r.data.get("metrics", {}).items():
+                e = Estimate.from_dict(d)
+                detail.append([r.config["eval"], r.config["model"], r.seed, metric,
+                               "n/a" if e.n == 0 else f"{e.value:.3f}",
+                               "" if e.n == 0 else f"[{e.lo:.3f}, {e.hi:.3f}]", e.n])
+        tables.append(Table("Every metric of every cell", ["eval", "model", "seed", "metric", "value", "95% CI", "n"],
+                            detail, "Percentile bootstrap over items (2000 resamples; 1000 for ECE and Brier)."))
+        tables.append(Table(
+            "Transcripts", ["eval", "model", "seed", "files (under the runs folder)"],
+            [[r.config["eval"], r.config["model"], r.seed, ", ".join(r.artifacts)] for r in records],
+            "Full conversations of a sample of items of each cell."))
+        return tables
+
+    def findings(self, records: list[RunRecord]) -> list[str]:
+        out = []
+        for (name, model), m in sorted(_pooled(records).items()):
+            cls = registry.get("eval", name)
+            parts = ", ".join(f"{k} {m[k].fmt(2)}" for k in cls.headline if k in m)
+            out.append(f"{name} on {model}: {parts}; gap (specified - intended) {m['gap'].fmt(2)}.")
+        if any(r.config["eval"] == "framing-v0" for r in records):
+            from alignlab.evals.framing import refusal_agreement
+
+            a = refusal_agreement()
+            out.append(f"Refusal detector against hand labels of {a['n']} embedded-model replies: agreement "
+                       f"{a['agreement']:.1%}, Cohen's kappa {a['kappa']:.2f} ({a['missed']} missed, "
+                       f"{a['false_alarms']} false alarms).")
+        return out
