@@ -27,10 +27,16 @@ EMBEDDED_NAME = "smollm2-135m-instruct-q4_1"
 
 
 def offline() -> None:
-    """Forbid hub downloads for everything loaded after this call."""
+    """Forbid hub downloads for everything loaded after this call, and keep transformers'
+    progress bars out of the CLI's output."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
 
 
 def cache_dir() -> Path:
