@@ -56,6 +56,8 @@ def test_rerun_skips_stored_cells(populated):
     (["list", "gadget"], "unknown component kind 'gadget'"),
     (["report", "--format", "pdf"], "'pdf' is not one of"),
     (["frobnicate"], "No such command"),
+    (["run", "spec-gaming", "--quick", "--set", "envs=nope"], "unknown env 'nope'"),
+    (["eval", "sycophancy-answer", "--model", "/no/such/model", "--limit", "2"], "no model folder at"),
 ])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(populated, args, message):
     before = digest(populated)

@@ -111,6 +111,10 @@ def load(spec: ModelSpec | str = EMBEDDED) -> tuple[Any, Any]:
 
     torch.set_num_threads(spec.threads)
     path = resolve_path(spec.name)
+    looks_local = spec.name.startswith((".", "/", "~")) or os.sep in spec.name.strip("/").split("/", 1)[-1]
+    if looks_local and not (Path(path).expanduser() / "config.json").exists():
+        raise UserError(f"no model folder at {spec.name!r} (no config.json there); valid: 'embedded', a local "
+                        "folder saved with save_pretrained, or a Hugging Face id already in the local cache")
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(spec.dtype)
     if dtype is None:
         raise UserError(f"unknown dtype {spec.dtype!r}; valid: float32, bfloat16")
