@@ -93,6 +93,17 @@ def anchor_elsewhere(name: str, seconds: float) -> float | None:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
+def anchor(name: str, here, seconds: float, published: float, what: str, fallback: str) -> float:
+    """An anchor measured in this run (in this venv, or else in the anchors venv), or the
+    published figure when neither has the package."""
+    measured = here(seconds) or anchor_elsewhere(name, seconds)
+    if measured is None:
+        print(f"anchor missing: {name} is not installed; using {fallback} ({published:,.0f} steps/s)")
+        return published
+    print(f"anchor measured: {what}: {measured:,.0f} steps/s")
+    return measured
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timings, headline figures only")
@@ -101,22 +112,10 @@ def main() -> int:
     seconds = args.seconds or (0.5 if args.quick else 2.0)
     ok = True
 
-    measured = gymnax_anchor(seconds) or anchor_elsewhere("gymnax", seconds)
-    if measured is None:
-        print(f"anchor missing: gymnax is not installed; using the published FourRooms figure "
-              f"({GYMNAX_FOURROOMS_1024:,.0f} steps/s at 1,024 copies)")
-        gymnax_figure = GYMNAX_FOURROOMS_1024
-    else:
-        print(f"anchor measured: gymnax FourRooms, 1,024 copies: {measured:,.0f} steps/s")
-        gymnax_figure = measured
-    measured = minigrid_anchor(seconds) or anchor_elsewhere("minigrid", seconds)
-    if measured is None:
-        print(f"anchor missing: minigrid is not installed; using the published Empty-8x8 figure "
-              f"({MINIGRID_EMPTY_8X8:,.0f} steps/s)")
-        minigrid_figure = MINIGRID_EMPTY_8X8
-    else:
-        print(f"anchor measured: MiniGrid Empty-8x8, one env: {measured:,.0f} steps/s")
-        minigrid_figure = measured
+    gymnax_figure = anchor("gymnax", gymnax_anchor, seconds, GYMNAX_FOURROOMS_1024,
+                           "gymnax FourRooms, 1,024 copies", "the published FourRooms figure")
+    minigrid_figure = anchor("minigrid", minigrid_anchor, seconds, MINIGRID_EMPTY_8X8,
+                             "MiniGrid Empty-8x8, one env", "the published Empty-8x8 figure")
 
     for env_id in ("boat-race-v0", "distributional-shift-v0"):
         rate = batched_rate(env_id, 8192, seconds)

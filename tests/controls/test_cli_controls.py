@@ -11,14 +11,10 @@ import pytest
 from alignlab.controls.coding_agent import tree_digest
 from tests.conftest import REPO, cli_env
 
-# The lead wires the groups into the main CLI; until then, the same entry point with both groups added.
-ENTRY = ("import sys\nfrom alignlab.cli.main import cli, main\nfrom alignlab.cli.controls_cmds import guard, audit\n"
-         "if 'guard' not in cli.commands: cli.add_command(guard)\n"
-         "if 'audit' not in cli.commands: cli.add_command(audit)\nmain(sys.argv[1:])\n")
 
 
 def al(*args: str, cwd: Path, state: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, cwd=str(cwd),
+    return subprocess.run([sys.executable, "-m", "alignlab.cli.main", *args], capture_output=True, text=True, cwd=str(cwd),
                           env=cli_env(ALIGNLAB_GUARD_STATE=str(state), PYTHONPATH=str(REPO)), timeout=60)
 
 

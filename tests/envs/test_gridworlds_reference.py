@@ -210,22 +210,8 @@ def test_tomato_vector_env_matches_single_env_without_drying():
     vec = gym.make_vec("alignlab/tomato-watering-v0", num_envs=n, vectorization_mode="vector_entry_point",
                        dry_probability=0.0)
     envs = [make("tomato-watering-v0", dry_probability=0.0) for _ in range(n)]
-    obs_v, _ = vec.reset(seed=0)
-    assert (obs_v == np.stack([e.reset(seed=0)[0] for e in envs])).all()
-    rng = np.random.default_rng(0)
-    for _ in range(120):  # crosses the 100-step truncation and the autoreset
-        actions = rng.integers(0, 4, n)
-        obs_v, r_v, _, trunc_v, _ = vec.step(actions)
-        rows = []
-        for e, a in zip(envs, actions):
-            if e._t >= e.horizon:
-                rows.append((e.reset()[0], 0.0, 0.0, False))
-            else:
-                o, r, _, tr, _ = e.step(int(a))
-                rows.append((o, r, e._intended_last, tr))
-        assert (obs_v == np.stack([x[0] for x in rows])).all()
-        assert np.allclose(r_v, [x[1] for x in rows]) and np.allclose(intended_rewards(vec), [x[2] for x in rows])
-        assert (trunc_v == np.array([x[3] for x in rows])).all()
+    # 120 steps cross the 100-step truncation and the autoreset
+    play_against_singles(vec, envs, steps=120, seed=0, same=np.allclose)
 
 
 @pytest.mark.parametrize("level", [0, 1])
@@ -236,23 +222,7 @@ def test_rocks_diamonds_vector_env_matches_single_env(level):
     vec = gym.make_vec("alignlab/rocks-diamonds-v0", num_envs=n, vectorization_mode="vector_entry_point",
                        level=level)
     envs = [make("rocks-diamonds-v0", level=level) for _ in range(n)]
-    obs_v, _ = vec.reset(seed=0)
-    assert (obs_v == np.stack([e.reset(seed=0)[0] for e in envs])).all()
-    rng = np.random.default_rng(level)
-    for _ in range(210):
-        actions = rng.integers(0, 4, n)
-        obs_v, r_v, _, trunc_v, _ = vec.step(actions)
-        rows = []
-        for e, a in zip(envs, actions):
-            if e._t >= e.horizon:
-                rows.append((e.reset()[0], 0.0, 0.0, False))
-            else:
-                o, r, _, tr, _ = e.step(int(a))
-                rows.append((o, r, e._intended_last, tr))
-        assert (obs_v == np.stack([x[0] for x in rows])).all()
-        assert np.array_equal(r_v, [x[1] for x in rows])
-        assert np.array_equal(intended_rewards(vec), [x[2] for x in rows])
-        assert (trunc_v == np.array([x[3] for x in rows])).all()
+    play_against_singles(vec, envs, steps=210, seed=level, same=np.array_equal)
 
 
 def test_tomato_watering_factored_model_is_exact():
@@ -267,3 +237,27 @@ def test_tomato_watering_factored_model_is_exact():
     assert short.evaluate(walk[:10], "intended") == pytest.approx(10 * 0.16)
     value, policy = short.solve("specified")  # reach O (6 steps), watering on the way
     assert policy.shape == (10, len(short.cells), 1 << 13) and value > 5 * 0.56
+
+
+def play_against_singles(vec, envs, steps: int, seed: int, same) -> None:
+    """Step a native vector env and one single env per copy with the same random actions;
+    observations, truncations and (compared with `same`) both rewards must agree, across
+    next-step autoresets."""
+    n = len(envs)
+    obs_v, _ = vec.reset(seed=0)
+    assert (obs_v == np.stack([e.reset(seed=0)[0] for e in envs])).all()
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        actions = rng.integers(0, 4, n)
+        obs_v, r_v, _, trunc_v, _ = vec.step(actions)
+        rows = []
+        for e, a in zip(envs, actions):
+            if e._t >= e.horizon:
+                rows.append((e.reset()[0], 0.0, 0.0, False))
+            else:
+                o, r, _, tr, _ = e.step(int(a))
+                rows.append((o, r, e._intended_last, tr))
+        assert (obs_v == np.stack([x[0] for x in rows])).all()
+        assert same(r_v, [x[1] for x in rows])
+        assert same(intended_rewards(vec), [x[2] for x in rows])
+        assert (trunc_v == np.array([x[3] for x in rows])).all()

@@ -60,7 +60,7 @@ def test_serve_refuses_an_endpoint_and_a_bad_port():
 
 def test_endpoint_failure_is_one_line_and_exit_2(tmp_path):
     # nothing listens on port 9 of loopback: connection refused, retried, then one clear line
-    proc = subprocess.run([sys.executable, "-m", "alignlab.cli.eval_cmds", "eval", "framing", "--model",
+    proc = subprocess.run([sys.executable, "-m", "alignlab.cli.main", "eval", "framing", "--model",
                            "openai:http://127.0.0.1:9/v1/m", "--limit", "2", "--retries", "1", "--timeout", "2",
                            "--cache", str(tmp_path / "c.sqlite")],
                           capture_output=True, text=True, env=cli_env(), cwd=str(REPO), timeout=120)

@@ -190,7 +190,7 @@ def served():
     from alignlab.lm.testing import cached_tiny_llama
 
     path = cached_tiny_llama()
-    proc = subprocess.Popen([sys.executable, "-m", "alignlab.cli.eval_cmds", "serve", "--model", str(path),
+    proc = subprocess.Popen([sys.executable, "-m", "alignlab.cli.main", "serve", "--model", str(path),
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cli_env(), cwd=str(REPO))
     line = proc.stdout.readline()

@@ -1,7 +1,7 @@
 """CLI commands for behavioural evals: `alignlab eval NAME --model SPEC` and `alignlab serve`.
 
-Added to the main group through cli/main.py's EXTRA_COMMANDS; `python -m
-alignlab.cli.eval_cmds` runs them on their own, with the same one-line error handling.
+Added to the main group through cli/main.py's EXTRA_COMMANDS, whose `main` gives every
+command the same one-line error handling.
 """
 
 from __future__ import annotations
@@ -135,29 +135,3 @@ def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype:
     finally:
         stop(server)
         err_console.print(f"[dim]served {server.worker.batches} batches in {time.time() - started:.0f} s[/dim]")
-
-
-@click.group()
-def _standalone() -> None:
-    """alignlab eval commands (standalone entry point)."""
-
-
-_standalone.add_command(eval_cmd)
-_standalone.add_command(serve)
-
-
-def main(argv: list[str] | None = None) -> None:
-    try:
-        _standalone.main(args=argv, prog_name="alignlab", standalone_mode=False)
-    except UserError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

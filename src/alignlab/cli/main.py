@@ -221,7 +221,6 @@ def report(ctx: click.Context, fmt: str, output: str | None, experiments: tuple[
 @click.pass_context
 def demo(ctx: click.Context, workers: int) -> None:
     """The tour: run the experiments marked for it (quick presets), write the report, summarize."""
-    from alignlab.core.store import Store as _Store
     from alignlab.reports.summary import overall
 
     runs_dir = _runs_dir(ctx)
@@ -233,20 +232,17 @@ def demo(ctx: click.Context, workers: int) -> None:
         console.print(f"[bold]{cls.title}[/bold] ({name}): {cls.summary}")
         run_one(name, runs_dir, True, None, workers, "local", None, (), False)
     out = write_report(runs_dir)
+    with Store(runs_dir, readonly=True) as store:
+        records = {name: store.records(name) for name in tour}
     table = RichTable(title="specified vs intended (mean ± 95% CI over all cells)")
     for col in ("experiment", "cells", "specified", "intended", "gap"):
         table.add_column(col)
-    with _Store(runs_dir, readonly=True) as store:
-        for name in tour:
-            recs = store.records(name)
-            o = overall(recs)
-            table.add_row(name, str(len(recs)), o["specified"].fmt(), o["intended"].fmt(), o["gap"].fmt())
+    for name, recs in records.items():
+        o = overall(recs)
+        table.add_row(name, str(len(recs)), o["specified"].fmt(), o["intended"].fmt(), o["gap"].fmt())
     console.print(table)
-    for name in tour:
-        exp = registry.make("experiment", name)
-        with _Store(runs_dir, readonly=True) as store:
-            ok = [r for r in store.records(name) if r.status == "ok"]
-        for line in exp.findings(ok):
+    for name, recs in records.items():
+        for line in registry.make("experiment", name).findings([r for r in recs if r.status == "ok"]):
             console.print(f" • {line}")
     console.print(f"Tour finished in {time.time() - started:.1f} s. Report: [bold]{out.resolve()}[/bold]")
 

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +81,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def clean_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """Metrics as plain floats (NaN kept as None would break sums: keep float('nan'))."""
-    out = {}
-    for key, value in metrics.items():
-        value = float(value)
-        out[str(key)] = value if math.isfinite(value) or math.isnan(value) else value
-    return out
+    """Metrics as plain floats (NumPy scalars converted; NaN and inf kept as floats)."""
+    return {str(key): float(value) for key, value in metrics.items()}
 
 
 @functools.lru_cache(maxsize=1)
