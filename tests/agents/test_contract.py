@@ -15,8 +15,8 @@ from alignlab.core.registry import get, make, names
 from alignlab.envs.rollout import exact_policy_value, rollout
 from tests.agents import TableEnv, chain_model, random_model
 
-AGENTS = ["value-iteration-v0", "q-learning-v0", "sarsa-v0", "safe-sarsa-v0", "ppo-v0"]
-TABULAR = ["value-iteration-v0", "q-learning-v0", "sarsa-v0", "safe-sarsa-v0"]
+AGENTS = ["value-iteration-v0", "q-learning-v0", "sarsa-v0", "safe-sarsa-v0", "linear-q-learning-v0", "ppo-v0"]
+TABULAR = ["value-iteration-v0", "q-learning-v0", "sarsa-v0", "safe-sarsa-v0", "linear-q-learning-v0"]
 
 
 def test_all_agents_are_registered():

@@ -42,7 +42,7 @@ def test_forced_versus_permitted_gaming():
 def test_small_sweep_games_test_rigging_and_reports_it(runs_dir):
     cfg = apply_overrides(SpecGamingConfig.quick(), ["envs=test-rigging,boat-race", "td_episodes=50,3000"])
     s = runner.run("spec-gaming", cfg, seeds=2, workers=1, runs_dir=runs_dir)
-    assert s.failed == 0 and s.ok == 2 * 2 * 4
+    assert s.failed == 0 and s.ok == 2 * 2 * 6  # envs x seeds x (VI, Q-learning, linear Q) levels
     with Store(runs_dir) as store:
         recs = store.records()
     top = [r for r in recs if r.config["env"] == "test-rigging-v0" and r.config["pressure"] in (0, 3000)]
@@ -52,6 +52,7 @@ def test_small_sweep_games_test_rigging_and_reports_it(runs_dir):
     text = " ".join(exp.findings(recs))
     assert "forced in 1 of 2" in text and "test-rigging-v0" in text and "permitted in 1 more" in text
     assert "value-iteration at its highest pressure games 1 of the 1" in text
+    assert "At least one learned optimizer games every forced environment." in text
     section = html.experiment_section("spec-gaming-v0", recs)
     assert "Does the optimizer game it?" in section and section.count("<svg") == 1
     assert (runs_dir / "cache" / "spec-gaming").is_dir()  # references cached for the workers

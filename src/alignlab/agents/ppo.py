@@ -15,6 +15,7 @@ they are.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -36,7 +37,9 @@ class PPOConfig(BaseConfig):
     total_timesteps: int = 50_000
     """Environment steps of training (the optimization-pressure knob)."""
     n_steps: int = 256
-    """Steps collected per rollout before each update."""
+    """Steps collected per rollout before each update, summed over the copies (n_envs)."""
+    n_envs: int = 8
+    """Environment copies stepped together (stable-baselines3's DummyVecEnv): one batched policy forward per step of all copies."""
     batch_size: int = 64
     """Minibatch size of the PPO update (best a divisor of n_steps)."""
     n_epochs: int = 4
@@ -67,6 +70,9 @@ class PPOConfig(BaseConfig):
             raise ConfigError(f"ppo: total_timesteps must be >= 1 (got {self.total_timesteps})")
         if self.n_steps < 2 or self.batch_size < 2:
             raise ConfigError("ppo: n_steps and batch_size must be >= 2")
+        if self.n_envs < 1 or self.n_steps % self.n_envs:
+            raise ConfigError(f"ppo: n_envs must be >= 1 and divide n_steps (got n_envs={self.n_envs}, "
+                              f"n_steps={self.n_steps})")
         if not self.net_arch or any(h < 1 for h in self.net_arch):
             raise ConfigError(f"ppo: net_arch must be positive layer sizes (got {self.net_arch})")
 
@@ -101,6 +107,7 @@ class PPOAgent(Agent):
     def train(self, env: gym.Env, seed: int) -> "PPOAgent":
         import torch  # imported here: torch and stable-baselines3 load in about a second
         from stable_baselines3 import PPO
+        from stable_baselines3.common.vec_env import DummyVecEnv
 
         torch.set_num_threads(1)
         c = self.config
@@ -118,8 +125,11 @@ class PPOAgent(Agent):
         else:
             self._encode = lambda o: o
             self._encode_batch = np.asarray
+        # Copies of the (wrapped) env: the policy's forward pass, not the env, is the per-step
+        # cost of stable-baselines3's rollouts, and it is batched over the copies.
+        venv = DummyVecEnv([(lambda e=copy.deepcopy(env): e) for _ in range(c.n_envs)])
         self.model = PPO(
-            "MlpPolicy", env, learning_rate=c.learning_rate, n_steps=c.n_steps,
+            "MlpPolicy", venv, learning_rate=c.learning_rate, n_steps=c.n_steps // c.n_envs,
             batch_size=min(c.batch_size, c.n_steps), n_epochs=c.n_epochs, gamma=c.discount,
             gae_lambda=c.gae_lambda, clip_range=c.clip_range, ent_coef=c.ent_coef,
             policy_kwargs={"net_arch": list(c.net_arch)}, seed=seed, device="cpu", verbose=0,
