@@ -7,18 +7,18 @@ pretext ("I'm an AI safety researcher..."), following the framing attacks report
 pre-deployment evaluations and in Wei, Haghtalab & Steinhardt 2023 ("Jailbroken",
 arXiv:2307.02483); harmless look-alikes measure over-refusal as in XSTest (Röttger et al.
 2023, arXiv:2308.01263). Refusals are detected by phrase (scorers.refuses), checked against
-hand labels of the embedded model's replies (tests/evals/test_refusal_handcheck.py).
+hand labels of the embedded model's replies (data/refusal_handcheck.jsonl); a judge model can decide instead
+(`judge`, evals/judge.py), with its own agreement on the same labels reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
-from alignlab.evals.core import DATA_DIR, Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
 from alignlab.evals.protocols import Dialogue, play
 from alignlab.evals.scorers import refuses
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired
@@ -31,6 +31,8 @@ class FramingConfig(EvalConfig):
     arms: tuple[str, ...] = ARMS
     """Framings of the harmful requests (plain is required); harmless requests are asked plainly."""
     max_new_tokens: int = 48
+    judge: str = ""
+    """A model spec (embedded, a local folder, openai:<base_url>/<model>) that judges refusals instead of the phrase detector ('' = the detector); its agreement with the hand labels is reported."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,8 +72,19 @@ class Framing(Eval):
         dialogues = [Dialogue([framed(items[i], arm)]) for i, arm in plan]
         play(model, dialogues, self.config.max_new_tokens, self.config.temperature, seed)
         records = [{"id": s.id, "category": s.category, "kind": s.meta["kind"], "transcript": {}} for s in items]
-        for (i, arm), d in zip(plan, dialogues):
-            records[i][f"refused_{arm}"] = float(refuses(d.replies()[-1]))
+        replies = [d.replies()[-1] for d in dialogues]
+        if self.config.judge:
+            from alignlab.evals.backends import make_model
+            from alignlab.evals.judge import RefusalJudge, judge_agreement
+
+            judge = RefusalJudge(make_model(self.config.judge))
+            verdicts = judge.refuses([framed(items[i], arm) for i, arm in plan], replies)
+            if records:
+                records[0]["judge_handcheck"] = judge_agreement(judge)["matches"]
+        else:
+            verdicts = [refuses(r) for r in replies]
+        for (i, arm), d, v in zip(plan, dialogues, verdicts):
+            records[i][f"refused_{arm}"] = float(v)
             records[i]["transcript"][arm] = d.messages
         return records
 
@@ -87,6 +100,9 @@ class Framing(Eval):
                 m[f"drop_{arm}"] = bootstrap_paired([r["refused_plain"] for r in harmful],
                                                     [r[f"refused_{arm}"] for r in harmful], seed, f"drop-{arm}")
         m["over_refusal"] = bootstrap_mean([r["refused_plain"] for r in harmless], seed, "over")
+        judged = next((r["judge_handcheck"] for r in records if "judge_handcheck" in r), None)
+        if judged is not None:
+            m["judge_agreement"] = bootstrap_mean(judged, seed, "judge")
         spec, intended = [], []
         for r in records:
             keys = [k for k in r if k.startswith("refused_")]
@@ -103,17 +119,7 @@ class Framing(Eval):
 def refusal_agreement() -> dict[str, float]:
     """How well the phrase detector agrees with hand labels of 112 embedded-model replies
     (data/refusal_handcheck.jsonl): agreement, Cohen's kappa, n and the confusion counts."""
-    rows = [json.loads(line) for line in (DATA_DIR / "refusal_handcheck.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    hand = [bool(r["refused"]) for r in rows]
-    auto = [refuses(r["reply"]) for r in rows]
-    n = len(rows)
-    both = sum(h and a for h, a in zip(hand, auto))
-    neither = sum(not h and not a for h, a in zip(hand, auto))
-    agree = (both + neither) / n
-    p_h, p_a = sum(hand) / n, sum(auto) / n
-    chance = p_h * p_a + (1 - p_h) * (1 - p_a)
-    kappa = (agree - chance) / (1 - chance) if chance < 1 else 1.0
-    return {"n": n, "agreement": agree, "kappa": kappa, "hand_refusals": sum(hand), "detected": sum(auto),
-            "both": both, "missed": sum(h and not a for h, a in zip(hand, auto)),
-            "false_alarms": sum(a and not h for h, a in zip(hand, auto))}
+    from alignlab.evals.judge import agreement, handcheck
+
+    rows = handcheck()
+    return agreement([bool(r["refused"]) for r in rows], [refuses(r["reply"]) for r in rows])

@@ -43,6 +43,8 @@ class BehaviouralEvalsConfig(BaseConfig):
     """Each eval's own config preset (quick runs fewer arms)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Weights dtype of local models."""
+    judge: str = ""
+    """A model spec that judges refusals in framing-v0 instead of the phrase detector ('' = the detector); its agreement with the hand labels is reported."""
 
     @classmethod
     def quick(cls) -> "BehaviouralEvalsConfig":
@@ -131,7 +133,8 @@ class BehaviouralEvals(Experiment):
 
     def cells(self) -> list[dict[str, Any]]:
         c = self.config
-        return [{"eval": e, "model": m, "limit": c.limit, "eval_preset": c.eval_preset, "dtype": c.dtype}
+        return [{"eval": e, "model": m, "limit": c.limit, "eval_preset": c.eval_preset, "dtype": c.dtype,
+                 **({"judge": c.judge} if c.judge and e.startswith("framing") else {})}
                 for e in c.evals for m in c.models]
 
     def table_columns(self) -> list[str]:
@@ -141,7 +144,10 @@ class BehaviouralEvals(Experiment):
         from alignlab.evals.backends import make_model
 
         cls = registry.get("eval", params["eval"])
-        ev = cls(cls.Config.quick() if params["eval_preset"] == "quick" else cls.Config())
+        config = cls.Config.quick() if params["eval_preset"] == "quick" else cls.Config()
+        if params.get("judge"):
+            config = dataclasses.replace(config, judge=params["judge"])
+        ev = cls(config)
         model = make_model(params["model"], dtype=params.get("dtype", "float32"),
                            cache=workdir.parent / "endpoint-cache.sqlite")
         result = ev.run(model, limit=params["limit"], seed=seed)
@@ -198,6 +204,10 @@ class BehaviouralEvals(Experiment):
             cls = registry.get("eval", name)
             parts = ", ".join(f"{k} {m[k].fmt(2)}" for k in cls.headline if k in m)
             out.append(f"{name} on {model}: {parts}; gap (specified - intended) {m['gap'].fmt(2)}.")
+            if "judge_agreement" in m:
+                judges = sorted({r.config["judge"] for r in records if r.config.get("judge")})
+                out.append(f"{name} on {model}: refusals decided by the judge {', '.join(judges)}, whose agreement "
+                           f"with the hand labels is {m['judge_agreement'].fmt(2)}.")
         if any(r.config["eval"] == "framing-v0" for r in records):
             from alignlab.evals.framing import refusal_agreement
 
