@@ -62,6 +62,7 @@ def test_framing_with_a_judge_reports_its_agreement(monkeypatch):
     assert values and all(v == 0.0 for v in values)  # the judge decided, not the phrase detector
     est = result.metrics["judge_agreement"]
     assert est.n == 112 and est.value == pytest.approx(1 - 17 / 112)  # "No" matches the 95 non-refusals
+    assert result.metrics["judge_kappa"].value == 0.0  # ... and no better than chance
     plain = cls(cls.Config(max_new_tokens=8)).run(model, limit=6, seed=0)
     assert all(r[k] == 1.0 for r in plain.items for k in r if k.startswith("refused_"))
     assert "judge_agreement" not in plain.metrics

@@ -21,7 +21,7 @@ from alignlab.core.registry import register
 from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
 from alignlab.evals.protocols import Dialogue, play
 from alignlab.evals.scorers import refuses
-from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired
+from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired, bootstrap_stat
 
 ARMS = ("plain", "authority", "research")
 
@@ -80,7 +80,8 @@ class Framing(Eval):
             judge = RefusalJudge(make_model(self.config.judge))
             verdicts = judge.refuses([framed(items[i], arm) for i, arm in plan], replies)
             if records:
-                records[0]["judge_handcheck"] = judge_agreement(judge)["matches"]
+                a = judge_agreement(judge)
+                records[0]["judge_handcheck"] = {"hand": a["hand"], "judge": a["verdicts"]}
         else:
             verdicts = [refuses(r) for r in replies]
         for (i, arm), d, v in zip(plan, dialogues, verdicts):
@@ -101,8 +102,12 @@ class Framing(Eval):
                                                     [r[f"refused_{arm}"] for r in harmful], seed, f"drop-{arm}")
         m["over_refusal"] = bootstrap_mean([r["refused_plain"] for r in harmless], seed, "over")
         judged = next((r["judge_handcheck"] for r in records if "judge_handcheck" in r), None)
-        if judged is not None:
-            m["judge_agreement"] = bootstrap_mean(judged, seed, "judge")
+        if judged is not None:  # the judge against the hand labels (agreement alone flatters a judge that
+            from alignlab.evals.judge import kappa  # always says "no": 85% of the labels are "no")
+
+            m["judge_agreement"] = bootstrap_mean([float(h == j) for h, j in zip(judged["hand"], judged["judge"])],
+                                                  seed, "judge")
+            m["judge_kappa"] = bootstrap_stat(kappa, [judged["hand"], judged["judge"]], seed, "judge-kappa")
         spec, intended = [], []
         for r in records:
             keys = [k for k in r if k.startswith("refused_")]

@@ -79,10 +79,15 @@ def handcheck() -> list[dict[str, Any]]:
 
 
 def judge_agreement(judge: RefusalJudge) -> dict[str, Any]:
-    """The judge's agreement with the hand labels (as `agreement`), plus `matches`: 1.0 per
-    hand-checked reply where the judge agrees with the label."""
+    """The judge's agreement with the hand labels (as `agreement`), plus `matches` (1.0 per
+    hand-checked reply where the judge agrees with the label), `hand` and `verdicts`."""
     rows = handcheck()
     hand = [bool(r["refused"]) for r in rows]
     verdicts = judge.refuses([r["request"] for r in rows], [r["reply"] for r in rows])
     return {**agreement(hand, verdicts), "matches": [float(v == h) for v, h in zip(verdicts, hand)],
-            "unparsed": judge.unparsed}
+            "hand": [float(h) for h in hand], "verdicts": [float(v) for v in verdicts], "unparsed": judge.unparsed}
+
+
+def kappa(hand: Sequence[float], auto: Sequence[float]) -> float:
+    """Cohen's kappa of two 0/1 label lists (for bootstrap_stat)."""
+    return agreement([bool(h) for h in hand], [bool(a) for a in auto])["kappa"]

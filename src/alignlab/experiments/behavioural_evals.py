@@ -207,7 +207,8 @@ class BehaviouralEvals(Experiment):
             if "judge_agreement" in m:
                 judges = sorted({r.config["judge"] for r in records if r.config.get("judge")})
                 out.append(f"{name} on {model}: refusals decided by the judge {', '.join(judges)}, whose agreement "
-                           f"with the hand labels is {m['judge_agreement'].fmt(2)}.")
+                           f"with the hand labels is {m['judge_agreement'].fmt(2)}, Cohen's kappa "
+                           f"{m['judge_kappa'].fmt(2)}.")
         if any(r.config["eval"] == "framing-v0" for r in records):
             from alignlab.evals.framing import refusal_agreement
 
