@@ -224,7 +224,15 @@ _LOCAL: dict[tuple[str, str, int], Any] = {}
 def make_model(spec: str, *, dtype: str = "float32", threads: int = 1, batch_size: int = 16,
                cache: str | Path | None | bool = True, timeout: float = 60.0, retries: int = 4,
                concurrency: int = 4, backoff: float = 0.5) -> Any:
-    """A ChatModel from a --model SPEC; local models are loaded once per process."""
+    """A ChatModel from a --model SPEC; local models are loaded once per process.
+    `SPEC#system=NAME|TEXT` wraps it with a system prompt (evals/prompting.py)."""
+    from alignlab.evals.prompting import SystemPromptModel, split_spec
+
+    base_spec, system = split_spec(spec)
+    if system is not None:
+        base = make_model(base_spec, dtype=dtype, threads=threads, batch_size=batch_size, cache=cache,
+                          timeout=timeout, retries=retries, concurrency=concurrency, backoff=backoff)
+        return SystemPromptModel(base, system, label=spec[len(base_spec) + 1:])
     kind, a, b = parse_spec(spec)
     if kind == "openai":
         return OpenAIChatModel(a, b, cache=cache, timeout=timeout, max_retries=retries, backoff=backoff,
