@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 from alignlab.agents.base import Agent, discrete_actions
+from alignlab.agents.q_learning import linear_epsilon
 from alignlab.core.config import BaseConfig
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
@@ -117,10 +118,7 @@ class LinearQAgent(Agent):
 
     def epsilon(self, finished: int) -> float:
         """The exploration rate after `finished` training episodes."""
-        c = self.config
-        span = c.epsilon_decay * c.episodes
-        frac = 1.0 if span <= 0 else min(1.0, finished / span)
-        return c.epsilon_start + frac * (c.epsilon_end - c.epsilon_start)
+        return linear_epsilon(self.config, finished)
 
     def _q(self, idx: np.ndarray) -> np.ndarray:
         return self.weights[:, idx].sum(-1).T  # [N, A]

@@ -41,6 +41,16 @@ from alignlab.core.registry import register
 MAX_EPISODE_STEPS = 1_000_000
 
 
+def linear_epsilon(config: Any, episode: int) -> float:
+    """Epsilon decaying linearly from `epsilon_start` to `epsilon_end` over the first
+    `epsilon_decay` fraction of `episodes`, then held (config: any with those fields)."""
+    span = config.epsilon_decay * config.episodes
+    if span <= 0:
+        return config.epsilon_end
+    frac = min(1.0, episode / span)
+    return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
+
+
 @dataclasses.dataclass(frozen=True)
 class TabularTDConfig(BaseConfig):
     episodes: int = 3000
@@ -89,12 +99,7 @@ class TabularTDAgent(Agent):
 
     def epsilon(self, episode: int) -> float:
         """The exploration rate of the given training episode."""
-        c = self.config
-        span = c.epsilon_decay * c.episodes
-        if span <= 0:
-            return c.epsilon_end
-        frac = min(1.0, episode / span)
-        return c.epsilon_start + frac * (c.epsilon_end - c.epsilon_start)
+        return linear_epsilon(self.config, episode)
 
     def _key(self, obs: Any) -> bytes:
         return np.asarray(obs, dtype=self._obs_dtype).tobytes()
