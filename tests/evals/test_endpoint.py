@@ -200,7 +200,10 @@ def served():
         raise AssertionError(f"serve did not start: {line!r} {proc.stderr.read()[:2000]}")
     yield match.group(0), path, proc
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    # communicate drains both pipes while waiting (a full pipe would block the server's exit);
+    # generous timeout: on a loaded 2-core box the exit of a torch process took over 30 s once.
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
 
 
 def test_alignlab_serve_answers_like_the_local_model(served, tmp_path):
