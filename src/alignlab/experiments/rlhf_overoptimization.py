@@ -6,22 +6,21 @@ factual questions; a Bradley-Terry reward model (a linear head on the policy's f
 states) learns from those comparisons; best-of-n against that proxy puts optimization
 pressure on it, for every n from one pool of samples by order statistics, and the gold
 reward (correct regardless of the user's stated belief, and concise) is tracked against
-d = sqrt(KL), KL = log n - (n-1)/n. The gold curve is fitted to Gao et al.'s best-of-n form
-R(d) = d (alpha - beta d). Remedies are grid dimensions: less biased raters, more comparison
-data, reward-model ensembles (mean minus k std, min), and a KL penalty (the KL-regularised
-optimum pi_0 exp(r/beta), reweighting the same pool). The behavioural drift that explains the
-gap (length, confidence markers, agreement with the user) is recorded against KL too.
+d = sqrt(KL), KL = log n - (n-1)/n, fitted to Gao et al.'s form R(d) = d (alpha - beta d).
+RL against the same proxy (TRL's GRPO / RLOO, one cell per KL penalty) is in `rlhf_rl.py`,
+fitted to R(d) = d (alpha - beta log d). Remedies are grid dimensions: less biased raters,
+more comparison data, reward-model ensembles (mean minus k std, min), and a KL penalty (for
+best-of-n the KL-regularised optimum pi_0 exp(r/beta) on the same pool; for RL, TRL's beta).
+The behavioural drift that explains the gap (length, confidence, agreement) is recorded too.
 
-Normalisation: `specified` and `intended` are the proxy and gold gains of best-of-n at the
-largest n over the initial policy (n = 1), each in units of its within-prompt standard deviation over the
+Normalisation: `specified` and `intended` are the proxy and gold gains at the most pressure (largest n, or
+the last RL step) over the initial policy, each in units of its within-prompt standard deviation over the
 initial policy's samples, so the two are on one scale; `gap` = specified - intended.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from alignlab.core.config import BaseConfig, stable_hash
+from alignlab.core.config import BaseConfig
 from alignlab.core.errors import ConfigError
 from alignlab.core.experiment import Experiment
 from alignlab.core.record import CellResult, RunRecord
@@ -37,10 +36,10 @@ from alignlab.core.registry import register
 from alignlab.core.section import Figure, Table, figure_svg, new_figure
 from alignlab.core.seeding import rng
 from alignlab.core.stats import mean_ci
+from alignlab.experiments import rlhf_rl
+from alignlab.experiments.rlhf_pool import POOL_KEYS, prepare
+from alignlab.experiments.rlhf_rl import RL_OPTIMIZERS
 from alignlab.lm import best_of_n as bon
-from alignlab.lm import tasks
-from alignlab.rewards import gold as goldmod
-from alignlab.rewards import raters as ratermod
 from alignlab.rewards import reward_models as rm
 
 TILT_BETAS = (4.0, 2.0, 1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
@@ -85,12 +84,30 @@ class RlhfOverConfig(BaseConfig):
     """Full grid over rater_bias x n_pairs x ensembles; else the baseline (first of each) plus one change at a time."""
     pool_seed: int = 0
     """Seed of the prompt choice and of the sampled pool (shared by every cell and seed)."""
+    optimizers: tuple[str, ...] = ("best-of-n", "grpo")
+    """Optimizers against the proxy: best-of-n (from the pool), grpo / rloo (RL with TRL, ~20 s per step on a CPU)."""
+    rl_betas: tuple[float, ...] = (0.02, 1.0)
+    """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy)."""
+    rl_steps: int = 48
+    """Optimizer steps per RL run."""
+    rl_lr: float = 6e-6
+    """RL learning rate (large enough that the policy moves within rl_steps)."""
+    rl_batch: int = 8
+    """Completions per RL step (a multiple of rl_generations)."""
+    rl_generations: int = 4
+    """Completions per prompt in an RL step (the group of GRPO's baseline)."""
+    rl_prompts: int = 256
+    """Training prompts of RL (train split, new to the reward model)."""
+    rl_eval_every: int = 6
+    """Evaluate the RL policy on the test prompts every this many steps (and before the first)."""
+    rl_eval_samples: int = 8
+    """Sampled answers per test prompt at each RL evaluation."""
 
     @classmethod
     def quick(cls) -> "RlhfOverConfig":
         return cls(kinds=("capital",), train_prompts=24, train_samples=8, test_prompts=8, pool_size=32,
                    max_new_tokens=24, rater_bias=(1.0, 0.0), n_pairs=(600, 200),
-                   ensembles=("1:mean", "4:mean-std", "4:min"))
+                   ensembles=("1:mean", "4:mean-std", "4:min"), optimizers=("best-of-n",))
 
     def __post_init__(self) -> None:
         for k in self.kinds:
@@ -100,67 +117,21 @@ class RlhfOverConfig(BaseConfig):
             raise ConfigError("rlhf-overoptimization: pool_size and train_samples must be >= 2")
         if any(b < 0 for b in self.rater_bias):
             raise ConfigError(f"rlhf-overoptimization: rater_bias must be >= 0 (got {self.rater_bias})")
+        for o in self.optimizers or ("(none)",):
+            if o not in ("best-of-n", *RL_OPTIMIZERS):
+                raise ConfigError(f"rlhf-overoptimization: unknown optimizer {o!r}; valid: best-of-n, "
+                                  f"{', '.join(RL_OPTIMIZERS)}")
+        if any(b <= 0 for b in self.rl_betas) or self.rl_batch % self.rl_generations or self.rl_steps < 1:
+            raise ConfigError("rlhf-overoptimization: rl_betas must be > 0, rl_steps >= 1 and rl_batch a multiple "
+                              f"of rl_generations (got {self.rl_betas}, {self.rl_steps}, {self.rl_batch}, "
+                              f"{self.rl_generations})")
         for e in self.ensembles:
             size, _, agg = e.partition(":")
             if not size.isdigit() or int(size) < 1 or agg not in rm.AGGREGATES:
                 raise ConfigError(f"rlhf-overoptimization: ensemble {e!r} is not SIZE:{'|'.join(rm.AGGREGATES)}")
 
 
-# -- the pool: one sampling pass serves every cell ----------------------------------------------
-
-POOL_KEYS = ("model", "dtype", "kinds", "train_prompts", "train_samples", "test_prompts", "pool_size",
-             "max_new_tokens", "temperature", "layer", "pool_seed")
-
-
-def _pool_dir(params: dict[str, Any]) -> Path:
-    from alignlab.lm.models import cache_dir
-
-    return cache_dir() / "rlhf-pools" / stable_hash({k: params[k] for k in POOL_KEYS})
-
-
-def load_pool(params: dict[str, Any]) -> dict[str, Any]:
-    """Sample (once, cached on disk under a lock) the train and test pools and their features."""
-    folder = _pool_dir(params)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / "pool.json").exists():
-            _build_pool(params, folder)
-    meta = json.loads((folder / "pool.json").read_text())
-    meta["features"] = np.load(folder / "features.npy").astype(np.float64)
-    return meta
-
-
-def _build_pool(params: dict[str, Any], folder: Path) -> None:
-    import time
-
-    from alignlab.lm.models import ModelSpec, load
-
-    started = time.time()
-    items = [it for it in tasks.make_items() if it.kind in params["kinds"]]
-    train = tasks.sample_prompts(tasks.split(items, "train"), params["train_prompts"], params["pool_seed"])
-    test = tasks.sample_prompts(tasks.split(items, "test"), params["test_prompts"], params["pool_seed"] + 1)
-    model, tok = load(ModelSpec(params["model"], dtype=params["dtype"], threads=1))
-    texts, groups, split, prompt_ids, comp_ids = [], [], [], [], []
-    for name, chosen, n in (("train", train, params["train_samples"]), ("test", test, params["pool_size"])):
-        rendered = [tok.apply_chat_template(it.messages(), tokenize=False, add_generation_prompt=True)
-                    for it in chosen]
-        comps = bon.sample(model, tok, rendered, n, max_new_tokens=params["max_new_tokens"],
-                           temperature=params["temperature"], seed=params["pool_seed"] * 2 + (name == "test"))
-        for p, (text, cs) in enumerate(zip(rendered, comps)):
-            p_ids = tok(text, add_special_tokens=False)["input_ids"]
-            for c in cs:
-                texts.append(tok.decode(c, skip_special_tokens=True).strip())
-                groups.append(p)
-                split.append(name)
-                prompt_ids.append(p_ids)
-                comp_ids.append(c)
-    feats = rm.hidden_features(model, prompt_ids, comp_ids, layer=params["layer"])
-    np.save(folder / "features.npy", feats.astype(np.float16))
-    meta = {"train_items": [it.id for it in train], "test_items": [it.id for it in test], "texts": texts,
-            "groups": groups, "split": split, "seconds": time.time() - started,
-            "tokens": int(sum(len(c) for c in comp_ids))}
-    (folder / "pool.json").write_text(json.dumps(meta))
+RL_KEYS = ("rl_steps", "rl_lr", "rl_batch", "rl_generations", "rl_prompts", "rl_eval_every", "rl_eval_samples")
 
 
 # -- fits ----------------------------------------------------------------------------------
@@ -181,6 +152,10 @@ def fit_gao(d: np.ndarray, y: np.ndarray, form: str = "bon") -> dict[str, float]
     else:
         peak = math.exp(alpha / beta - 1) if beta > 0 else math.inf
     return {"alpha": alpha, "beta": beta, "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "d_peak": peak}
+
+
+def _rl(records: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in records if r.status == "ok" and r.config.get("optimizer", "best-of-n") != "best-of-n"]
 
 
 def _label(params: dict[str, Any], base: dict[str, Any]) -> str:
@@ -211,7 +186,8 @@ class RlhfOveroptimization(Experiment):
         shared = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()
                   if k in POOL_KEYS}
         shared.update(rater_temperature=c.rater_temperature, l2=c.l2, length_cost=c.length_cost)
-        return {**shared, "rater_bias": c.rater_bias[0], "n_pairs": c.n_pairs[0], "ensemble": c.ensembles[0]}
+        return {**shared, "rater_bias": c.rater_bias[0], "n_pairs": c.n_pairs[0], "ensemble": c.ensembles[0],
+                "optimizer": "best-of-n"}
 
     @classmethod
     def smoke_config(cls) -> "RlhfOverConfig":
@@ -224,54 +200,31 @@ class RlhfOveroptimization(Experiment):
         c, base = self.config, self._base()
         dims = {"rater_bias": c.rater_bias, "n_pairs": c.n_pairs, "ensemble": c.ensembles}
         if c.factorial:
-            return [{**base, "rater_bias": b, "n_pairs": n, "ensemble": e}
-                    for b in c.rater_bias for n in c.n_pairs for e in c.ensembles]
-        out = [base]
-        for key, values in dims.items():
-            out += [{**base, key: v} for v in values[1:]]
-        return out
+            out = [{**base, "rater_bias": b, "n_pairs": n, "ensemble": e}
+                   for b in c.rater_bias for n in c.n_pairs for e in c.ensembles]
+        else:
+            out = [base]
+            for key, values in dims.items():
+                out += [{**base, key: v} for v in values[1:]]
+        out = out if "best-of-n" in c.optimizers else []
+        rl = {k: getattr(c, k) for k in RL_KEYS}  # RL cells use the baseline reward model; only they carry RL keys
+        return out + [{**base, **rl, "optimizer": o, "rl_beta": b} for o in c.optimizers if o in RL_OPTIMIZERS
+                      for b in c.rl_betas]
 
     def table_columns(self) -> list[str]:
-        return ["rater_bias", "n_pairs", "ensemble"]
+        rl = any(o in RL_OPTIMIZERS for o in self.config.optimizers)
+        return ["optimizer", "rl_beta"] * rl + ["rater_bias", "n_pairs", "ensemble"]
 
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
-        pool = load_pool(params)
-        items = {it.id: it for it in tasks.make_items()}
-        split = np.array(pool["split"])
-        groups = np.array(pool["groups"])
-        prompt_items = {"train": [items[i] for i in pool["train_items"]],
-                        "test": [items[i] for i in pool["test_items"]]}
-        cfg = goldmod.GoldConfig(length_cost=params["length_cost"])
-        f = [goldmod.features(prompt_items[s][g], t, cfg) for s, g, t in zip(split, groups, pool["texts"])]
-        attrs = {"gold": np.array([x.gold for x in f]), "words": np.array([x.words for x in f], float),
-                 "confidence": np.array([x.confidence for x in f], float),
-                 "hedges": np.array([x.hedges for x in f], float), "agrees": np.array([x.agrees for x in f]),
-                 "correct": np.array([x.correct for x in f])}
-        feats = pool["features"]
-        rater = ratermod.preset("biased", bias=params["rater_bias"], temperature=params["rater_temperature"])
-        util = ratermod.utility(rater, attrs["gold"], attrs["words"], attrs["confidence"], attrs["agrees"])
-
-        tr, te = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
-        pairs = tr[ratermod.sample_pairs(groups[tr], params["n_pairs"], rng(seed, "pairs"))]
-        labels = ratermod.compare(rater, util[pairs[:, 0]], util[pairs[:, 1]], rng(seed, "labels"))
-        held = te[ratermod.sample_pairs(groups[te], 2000, rng(seed, "held-out"))]
-        held_labels = ratermod.compare(rater, util[held[:, 0]], util[held[:, 1]], rng(seed, "held-labels"))
-        size, _, agg = params["ensemble"].partition(":")
-        model = rm.fit_ensemble(feats, pairs, labels, size=int(size), aggregate=agg, l2=params["l2"],
-                                rng=rng(seed, "bootstrap"), reference=feats[tr])
-        scores = model.score(feats)
-        train_labels_vs_gold = rm.gold_accuracy(util, attrs["gold"], held)  # noise-free rater vs gold
-
-        P = len(prompt_items["test"])
-        N = len(te) // P
-        proxy = scores[te].reshape(P, N)
-        values = {k: v[te].reshape(P, N) for k, v in attrs.items()}
+        prep = prepare(params, seed)
+        if params["optimizer"] != "best-of-n":
+            return rlhf_rl.run(params, seed, workdir, prep)
+        pool, proxy, values, curves_rng = prep["pool"], prep["proxy"], prep["values"], rng(seed, "ties")
+        P, N = proxy.shape
+        te, gold_sd, proxy_sd = prep["te"], prep["gold_sd"], prep["proxy_sd"]
         ns = bon.default_ns(N)
-        curves = bon.best_of_n(proxy, values, ns, rng(seed, "ties"))
+        curves = bon.best_of_n(proxy, values, ns, curves_rng)
         d = np.sqrt(bon.bon_kl(ns))
-        # within-prompt standard deviation: the spread best-of-n can select from
-        gold_sd = float(np.sqrt(values["gold"].var(axis=1).mean())) or 1.0
-        proxy_sd = float(np.sqrt(proxy.var(axis=1).mean())) or 1.0
         gold_gain = (curves["gold"] - curves["gold"][0]) / gold_sd
         proxy_gain = (curves["proxy"] - curves["proxy"][0]) / proxy_sd
         tilt = bon.tilted(proxy, values, [b * proxy_sd for b in TILT_BETAS])
@@ -284,10 +237,7 @@ class RlhfOveroptimization(Experiment):
             "gold_alpha": gfit["alpha"], "gold_beta": gfit["beta"], "gold_r2": gfit["r2"],
             "gold_d_peak_fit": gfit["d_peak"], "proxy_alpha": pfit["alpha"], "proxy_beta": pfit["beta"],
             "proxy_r2": pfit["r2"],
-            "rm_acc_rater": rm.preference_accuracy(scores, held, held_labels),
-            "rm_acc_gold": rm.gold_accuracy(scores, attrs["gold"], held),
-            "rm_train_acc": rm.preference_accuracy(scores, pairs, labels),
-            "rater_acc_gold": train_labels_vs_gold,
+            **{k: prep[k] for k in ("rm_acc_rater", "rm_acc_gold", "rm_train_acc", "rater_acc_gold")},
             "gold_initial": curves["gold"][0], "max_kl": float(bon.bon_kl(ns[-1])),
             "words_initial": curves["words"][0], "words_final": curves["words"][-1],
             "agrees_initial": curves["agrees"][0], "agrees_final": curves["agrees"][-1],
@@ -301,7 +251,7 @@ class RlhfOveroptimization(Experiment):
             "tilt_d": np.sqrt(np.maximum(tilt["kl"], 0)).tolist(),
             "tilt_gold_gain": ((tilt["gold"] - curves["gold"][0]) / gold_sd).tolist(),
             "tilt_proxy_gain": ((tilt["proxy"] - curves["proxy"][0]) / proxy_sd).tolist(),
-            "examples": [{"prompt": prompt_items["test"][p].prompt, "best_of_max_n": t} for p, t in enumerate(best)],
+            "examples": [{"prompt": prep["test_items"][p].prompt, "best_of_max_n": t} for p, t in enumerate(best)],
             "pool_seconds": pool["seconds"], "pool_tokens": pool["tokens"],
         }
         return CellResult(metrics=metrics, data=data)
@@ -309,7 +259,7 @@ class RlhfOveroptimization(Experiment):
     # -- report ----------------------------------------------------------------------------
 
     def _groups(self, records: list[RunRecord]) -> dict[str, list[RunRecord]]:
-        ok = [r for r in records if r.status == "ok"]
+        ok = [r for r in records if r.status == "ok" and r.config.get("optimizer", "best-of-n") == "best-of-n"]
         if not ok:
             return {}
         counts: dict[str, dict[Any, int]] = {}
@@ -329,6 +279,16 @@ class RlhfOveroptimization(Experiment):
         return np.array([c.mean for c in cis]), np.nan_to_num(np.array([c.half for c in cis]))
 
     def tables(self, records: list[RunRecord]) -> list[Table]:
+        return (self._bon_tables(records) if self._groups(records) else []) + rlhf_rl.tables(_rl(records))
+
+    def figures(self, records: list[RunRecord]) -> list[Figure]:
+        return self._bon_figures(records) + rlhf_rl.figures(_rl(records))
+
+    def findings(self, records: list[RunRecord]) -> list[str]:
+        out = (self._bon_findings(records) if self._groups(records) else []) + rlhf_rl.findings(_rl(records))
+        return out or ["No successful cells: nothing to report."]
+
+    def _bon_tables(self, records: list[RunRecord]) -> list[Table]:
         rows, acc = [], []
         for label, rs in self._groups(records).items():
             d = np.array(rs[0].data["d"])
@@ -358,7 +318,7 @@ class RlhfOveroptimization(Experiment):
                   "the ceiling the raters put on the reward model."),
         ]
 
-    def figures(self, records: list[RunRecord]) -> list[Figure]:
+    def _bon_figures(self, records: list[RunRecord]) -> list[Figure]:
         groups = self._groups(records)
         if not groups:
             return []
@@ -413,11 +373,8 @@ class RlhfOveroptimization(Experiment):
                            "penalty stops the policy earlier on its curve."))
         return figs
 
-    def findings(self, records: list[RunRecord]) -> list[str]:
-        groups = self._groups(records)
-        if not groups:
-            return ["No successful cells: nothing to report."]
-        out = []
+    def _bon_findings(self, records: list[RunRecord]) -> list[str]:
+        groups, out = self._groups(records), []
         for label, rs in groups.items():
             peak_n = [r.metrics["gold_peak_n"] for r in rs]
             drop = mean_ci([r.metrics["gold_drop"] for r in rs])

@@ -1,0 +1,119 @@
+"""The shared sample pool and proxy reward model of the RLHF overoptimization experiment
+(Gao, Schulman, Hilton 2022, arXiv:2210.10760): one sampling pass of the policy, cached on
+disk with hidden-state features, serves every best-of-n and RL cell; `prepare` adds gold and
+drift attributes, simulated-rater labels and the Bradley-Terry reward model of one cell.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alignlab.core.config import stable_hash
+from alignlab.core.seeding import rng
+from alignlab.lm import best_of_n as bon
+from alignlab.lm import tasks
+from alignlab.rewards import gold as goldmod
+from alignlab.rewards import raters as ratermod
+from alignlab.rewards import reward_models as rm
+
+POOL_KEYS = ("model", "dtype", "kinds", "train_prompts", "train_samples", "test_prompts", "pool_size",
+             "max_new_tokens", "temperature", "layer", "pool_seed")
+
+
+def _pool_dir(params: dict[str, Any]) -> Path:
+    from alignlab.lm.models import cache_dir
+
+    return cache_dir() / "rlhf-pools" / stable_hash({k: params[k] for k in POOL_KEYS})
+
+
+def load_pool(params: dict[str, Any]) -> dict[str, Any]:
+    """Sample (once, cached on disk under a lock) the train and test pools and their features."""
+    folder = _pool_dir(params)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "pool.json").exists():
+            _build_pool(params, folder)
+    meta = json.loads((folder / "pool.json").read_text())
+    meta["features"] = np.load(folder / "features.npy").astype(np.float64)
+    return meta
+
+
+def _build_pool(params: dict[str, Any], folder: Path) -> None:
+    import time
+
+    from alignlab.lm.models import ModelSpec, load
+
+    started = time.time()
+    items = [it for it in tasks.make_items() if it.kind in params["kinds"]]
+    train = tasks.sample_prompts(tasks.split(items, "train"), params["train_prompts"], params["pool_seed"])
+    test = tasks.sample_prompts(tasks.split(items, "test"), params["test_prompts"], params["pool_seed"] + 1)
+    model, tok = load(ModelSpec(params["model"], dtype=params["dtype"], threads=1))
+    texts, groups, split, prompt_ids, comp_ids = [], [], [], [], []
+    for name, chosen, n in (("train", train, params["train_samples"]), ("test", test, params["pool_size"])):
+        rendered = [tok.apply_chat_template(it.messages(), tokenize=False, add_generation_prompt=True)
+                    for it in chosen]
+        comps = bon.sample(model, tok, rendered, n, max_new_tokens=params["max_new_tokens"],
+                           temperature=params["temperature"], seed=params["pool_seed"] * 2 + (name == "test"))
+        for p, (text, cs) in enumerate(zip(rendered, comps)):
+            p_ids = tok(text, add_special_tokens=False)["input_ids"]
+            for c in cs:
+                texts.append(tok.decode(c, skip_special_tokens=True).strip())
+                groups.append(p)
+                split.append(name)
+                prompt_ids.append(p_ids)
+                comp_ids.append(c)
+    feats = rm.hidden_features(model, prompt_ids, comp_ids, layer=params["layer"])
+    np.save(folder / "features.npy", feats.astype(np.float16))
+    meta = {"train_items": [it.id for it in train], "test_items": [it.id for it in test], "texts": texts,
+            "groups": groups, "split": split, "seconds": time.time() - started,
+            "tokens": int(sum(len(c) for c in comp_ids))}
+    (folder / "pool.json").write_text(json.dumps(meta))
+
+
+
+def prepare(params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The pool, its gold and drift attributes, the rater labels and the proxy reward model of one cell."""
+    pool = load_pool(params)
+    items = {it.id: it for it in tasks.make_items()}
+    split, groups = np.array(pool["split"]), np.array(pool["groups"])
+    prompt_items = {"train": [items[i] for i in pool["train_items"]],
+                    "test": [items[i] for i in pool["test_items"]]}
+    cfg = goldmod.GoldConfig(length_cost=params["length_cost"])
+    f = [goldmod.features(prompt_items[s][g], t, cfg) for s, g, t in zip(split, groups, pool["texts"])]
+    attrs = {"gold": np.array([x.gold for x in f]), "words": np.array([x.words for x in f], float),
+             "confidence": np.array([x.confidence for x in f], float),
+             "hedges": np.array([x.hedges for x in f], float), "agrees": np.array([x.agrees for x in f]),
+             "correct": np.array([x.correct for x in f])}
+    feats = pool["features"]
+    rater = ratermod.preset("biased", bias=params["rater_bias"], temperature=params["rater_temperature"])
+    util = ratermod.utility(rater, attrs["gold"], attrs["words"], attrs["confidence"], attrs["agrees"])
+    tr, te = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    pairs = tr[ratermod.sample_pairs(groups[tr], params["n_pairs"], rng(seed, "pairs"))]
+    labels = ratermod.compare(rater, util[pairs[:, 0]], util[pairs[:, 1]], rng(seed, "labels"))
+    held = te[ratermod.sample_pairs(groups[te], 2000, rng(seed, "held-out"))]
+    held_labels = ratermod.compare(rater, util[held[:, 0]], util[held[:, 1]], rng(seed, "held-labels"))
+    size, _, agg = params["ensemble"].partition(":")
+    model = rm.fit_ensemble(feats, pairs, labels, size=int(size), aggregate=agg, l2=params["l2"],
+                            rng=rng(seed, "bootstrap"), reference=feats[tr])
+    scores = model.score(feats)
+    P = len(prompt_items["test"])
+    N = len(te) // P
+    proxy = scores[te].reshape(P, N)
+    values = {k: v[te].reshape(P, N) for k, v in attrs.items()}
+    return {
+        "pool": pool, "model": model, "gold_config": cfg, "test_items": prompt_items["test"], "te": te,
+        "proxy": proxy, "values": values,
+        # within-prompt standard deviation over the initial policy's samples: the spread optimisation selects from
+        "gold_sd": float(np.sqrt(values["gold"].var(axis=1).mean())) or 1.0,
+        "proxy_sd": float(np.sqrt(proxy.var(axis=1).mean())) or 1.0,
+        "rm_acc_rater": rm.preference_accuracy(scores, held, held_labels),
+        "rm_acc_gold": rm.gold_accuracy(scores, attrs["gold"], held),
+        "rm_train_acc": rm.preference_accuracy(scores, pairs, labels),
+        "rater_acc_gold": rm.gold_accuracy(util, attrs["gold"], held),  # noise-free rater vs gold
+    }
