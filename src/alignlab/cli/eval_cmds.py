@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,10 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
     console.print(f"Results: [bold]{folder / 'result.json'}[/bold]; transcripts: {folder / 'transcripts.jsonl'}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @click.command("serve")
 @click.option("--model", "model_spec", default="embedded", show_default=True,
               help="embedded, or a local model folder / cached Hugging Face id.")
@@ -128,6 +133,10 @@ def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype:
                f"(use --model openai:http://{bound_host}:{bound_port}/v1/{name}); Ctrl-C stops", )
     sys.stdout.flush()
     started = time.time()
+    # Stop cleanly on SIGTERM (service managers, test harnesses) as on Ctrl-C; and restore Ctrl-C's
+    # handler, which Python leaves off when the process starts with SIGINT ignored (a background job).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
