@@ -108,7 +108,7 @@ def _copies(env: gym.Env, n: int) -> gym.vector.VectorEnv:
 class LinearQAgent(Agent):
     """Q-learning with a linear Q over one-hot cell features; acts greedily (ties: lowest action).
 
-    After `train`: `weights` [actions, features] and `episode_returns` (the specified return of
+    After `train`: `weights` (actions x features) and `episode_returns` (the specified return of
     each finished training episode, in the order they finished).
     """
 
