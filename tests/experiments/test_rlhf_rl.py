@@ -20,10 +20,10 @@ from alignlab.rewards import reward_models as rm  # noqa: E402
 
 def tiny_config(model: str, **kw):
     return dataclasses.replace(
-        exp_mod.RlhfOverConfig.quick(), model=model, dtype="float32", train_prompts=4,
-        train_samples=4, test_prompts=2, pool_size=4, max_new_tokens=6, layer=-1, n_pairs=(30, 10),
-        optimizers=("grpo",), rl_betas=(0.1,), rl_steps=2, rl_eval_every=1, rl_eval_samples=2, rl_batch=4,
-        rl_generations=2, rl_lr=1e-3, rl_prompts=8, **kw)
+        exp_mod.RlhfOverConfig.quick(), **{**dict(
+            model=model, dtype="float32", train_prompts=4, train_samples=4, test_prompts=2, pool_size=4,
+            max_new_tokens=6, layer=-1, n_pairs=(30, 10), optimizers=("grpo",), rl_betas=(0.1,), rl_steps=2,
+            rl_eval_every=1, rl_eval_samples=2, rl_batch=4, rl_generations=2, rl_lr=1e-3, rl_prompts=8), **kw})
 
 
 def test_rl_fit_recovers_coefficients_with_noise():
@@ -111,3 +111,21 @@ def test_rl_cell_end_to_end(tiny_prep, tmp_path):
     tables = exp.tables([rec])
     assert [t.title for t in tables][-2].startswith("Gao et al. RL fits") and len(tables[-1].rows) == 3
     assert len(exp.figures([rec])) == 2 and exp.findings([rec])[0].startswith("RL (grpo, KL penalty 0.1)")
+
+
+def test_dpo_cell_trains_on_the_raters_comparisons(tmp_path, monkeypatch):
+    """optimizer dpo: TRL's DPOTrainer on the cell's rater comparisons (chosen = the rater's pick),
+    evaluated along training like the RL cells."""
+    model = str(cached_tiny_llama())
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
+    exp = exp_mod.RlhfOveroptimization(tiny_config(model, optimizers=("dpo",)))
+    params = exp.cells()[0]
+    assert params["optimizer"] == "dpo"
+    prep = exp_mod.prepare(params, 0)
+    texts = set(prep["pool"]["texts"])
+    assert len(prep["comparisons"]) == params["n_pairs"]
+    assert all(c in texts and r in texts for _, c, r in prep["comparisons"])
+    res = exp.run_cell(params, 0, tmp_path / "cell")
+    d = res.data
+    assert d["steps"] == [0, 1, 2] and d["kl"][0] == pytest.approx(0, abs=1e-6) and d["kl"][-1] > 0
+    assert d["train"] == [] and res.metrics["rl_seconds_per_step"] > 0

@@ -85,7 +85,7 @@ class RlhfOverConfig(BaseConfig):
     pool_seed: int = 0
     """Seed of the prompt choice and of the sampled pool (shared by every cell and seed)."""
     optimizers: tuple[str, ...] = ("best-of-n", "grpo")
-    """Optimizers against the proxy: best-of-n (from the pool), grpo / rloo (RL with TRL, ~20 s per step on a CPU)."""
+    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model, ~10-25 s per step on a CPU), dpo (TRL on the raters' comparisons; rl_betas is its beta)."""
     rl_betas: tuple[float, ...] = (0.02, 1.0)
     """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy)."""
     rl_steps: int = 48

@@ -116,4 +116,8 @@ def prepare(params: dict[str, Any], seed: int) -> dict[str, Any]:
         "rm_acc_gold": rm.gold_accuracy(scores, attrs["gold"], held),
         "rm_train_acc": rm.preference_accuracy(scores, pairs, labels),
         "rater_acc_gold": rm.gold_accuracy(util, attrs["gold"], held),  # noise-free rater vs gold
+        # the raters' comparisons as (prompt, chosen, rejected) texts: what DPO trains on
+        "comparisons": [(prompt_items["train"][groups[i]].messages()[0]["content"],
+                         pool["texts"][i if lab else j], pool["texts"][j if lab else i])
+                        for (i, j), lab in zip(pairs, labels)],
     }

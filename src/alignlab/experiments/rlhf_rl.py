@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-RL_OPTIMIZERS = ("grpo", "rloo")
+RL_OPTIMIZERS = ("grpo", "rloo", "dpo")
+"""Policy optimizers of the RL cells; dpo trains on the raters' comparisons directly (rl_beta is its beta)."""
 DRIFT = ("words", "confidence", "agrees", "correct")
 
 
@@ -171,9 +172,7 @@ def run(params: dict[str, Any], seed: int, workdir: Path, prep: dict[str, Any]):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from alignlab.core.record import CellResult
-    from alignlab.experiments.rlhf_overoptimization import fit_gao
-    from alignlab.lm import rl, tasks
+    from alignlab.lm import tasks
     from alignlab.lm.models import ModelSpec, load, resolve_path
 
     path = resolve_path(params["model"])
@@ -186,15 +185,44 @@ def run(params: dict[str, Any], seed: int, workdir: Path, prep: dict[str, Any]):
     evaluator = Evaluator(reward, ref, prep["test_items"], params["rl_eval_samples"], params["max_new_tokens"],
                           params["temperature"], seed=1000 + seed, autocast=params["dtype"] == "bfloat16")
     steps = params["rl_steps"]
+    started = time.time()
+    callbacks = [eval_callback(evaluator, params["rl_eval_every"], steps)]
+    if params["optimizer"] == "dpo":  # no reward model in the loop: the raters' comparisons themselves
+        from alignlab.lm import dpo
+        from alignlab.rewards.reward_models import comparisons_dataset
+
+        prompts, chosen, rejected = zip(*prep["comparisons"])
+        settings = dpo.DPOSettings(beta=params["rl_beta"], learning_rate=params["rl_lr"],
+                                   batch_size=params["rl_batch"], max_steps=steps, bf16=params["dtype"] == "bfloat16",
+                                   threads=1, seed=seed)
+        trainer = dpo.train(path, comparisons_dataset(prompts, chosen, rejected), str(workdir / "trl"), settings,
+                            callbacks=callbacks)
+    else:
+        trainer = _train_rl(params, seed, path, reward, train_items, workdir, callbacks)
+    wall = time.time() - started
+    return _result(params, prep, trainer, evaluator, reward, wall, steps)
+
+
+def _train_rl(params: dict[str, Any], seed: int, path: str, reward: Any, train_items: Sequence[Any], workdir: Path,
+              callbacks: list[Any]):
+    """GRPO / RLOO against the frozen reward model (TRL, lm/rl.py)."""
+    from alignlab.lm import rl
+
+    steps = params["rl_steps"]
     config = rl.RLConfig(algorithm=params["optimizer"], beta=params["rl_beta"],
                          num_generations=params["rl_generations"], max_completion_length=params["max_new_tokens"],
                          batch_size=params["rl_batch"], max_steps=steps, learning_rate=params["rl_lr"],
                          temperature=params["temperature"], bf16=params["dtype"] == "bfloat16", threads=1, seed=seed)
     data = rl.prompts_dataset([it.prompt or it.question for it in train_items], item_id=[it.id for it in train_items])
-    started = time.time()
-    trainer = rl.train(path, reward, data, str(workdir / "trl"), config,
-                       callbacks=[eval_callback(evaluator, params["rl_eval_every"], steps)])
-    wall = time.time() - started
+    return rl.train(path, reward, data, str(workdir / "trl"), config, callbacks=callbacks)
+
+
+def _result(params: dict[str, Any], prep: dict[str, Any], trainer: Any, evaluator: Any, reward: Any, wall: float,
+            steps: int):
+    """The cell's metrics and data from the evaluations along training."""
+    from alignlab.core.record import CellResult
+    from alignlab.experiments.rlhf_overoptimization import fit_gao
+
     train_log = {int(e["step"]): e for e in trainer.state.log_history if "kl" in e}
     runtime = next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), wall)
     sec_per_step = (runtime - evaluator.seconds) / steps

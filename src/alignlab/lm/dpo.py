@@ -42,7 +42,8 @@ class DPOSettings:
     seed: int = 0
 
 
-def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPOSettings(), **extra: Any):
+def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPOSettings(),
+          callbacks: Any = None, **extra: Any):
     """Run TRL's DPOTrainer on a prompt/chosen/rejected dataset; returns the trainer (log in state.log_history)."""
     import torch
     from transformers import AutoTokenizer
@@ -67,6 +68,6 @@ def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPO
                      precompute_ref_log_probs=settings.precompute_ref_log_probs, use_cpu=True, report_to="none",
                      save_strategy="no", logging_steps=1, seed=settings.seed, disable_tqdm=True, **extra)
     trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tok,
-                         peft_config=peft_config)
+                         peft_config=peft_config, callbacks=list(callbacks) if callbacks else None)
     trainer.train()
     return trainer
