@@ -29,8 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 from alignlab.agents.base import Agent, discrete_actions
-from alignlab.agents.q_learning import linear_epsilon
-from alignlab.core.config import BaseConfig
+from alignlab.agents.q_learning import EpsilonGreedyTDConfig
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.envs.tabular_vector import TabularVectorEnv
@@ -40,34 +39,22 @@ MAX_FEATURES = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
-class LinearQConfig(BaseConfig):
+class LinearQConfig(EpsilonGreedyTDConfig):
     episodes: int = 2000
     """Training episodes, summed over the copies (the optimization-pressure knob)."""
-    num_envs: int = 32
-    """Environment copies stepped together; each step updates on every copy's transition."""
     learning_rate: float = 0.1
     """Step size alpha, divided by the number of active features (one per observation cell)."""
-    discount: float = 0.99
-    """Discount factor gamma of the bootstrap target."""
-    epsilon_start: float = 1.0
-    """Exploration rate of the epsilon-greedy behaviour policy at the first episode."""
-    epsilon_end: float = 0.1
-    """Exploration rate after the decay (kept to the end of training)."""
-    epsilon_decay: float = 0.8
-    """Fraction of the training episodes over which epsilon decays linearly from start to end."""
+    num_envs: int = 32
+    """Environment copies stepped together; each step updates on every copy's transition."""
 
     @classmethod
     def quick(cls) -> "LinearQConfig":
         return cls(episodes=300)
 
     def __post_init__(self) -> None:
-        if self.episodes < 1 or self.num_envs < 1:
-            raise ConfigError(f"linear-q-learning: episodes and num_envs must be >= 1 (got {self.episodes}, "
-                              f"{self.num_envs})")
-        if not 0 < self.learning_rate <= 1 or not 0 <= self.discount <= 1:
-            raise ConfigError("linear-q-learning: learning_rate must be in (0, 1] and discount in [0, 1]")
-        if not (0 <= self.epsilon_end <= 1 and 0 <= self.epsilon_start <= 1 and 0 <= self.epsilon_decay <= 1):
-            raise ConfigError("linear-q-learning: epsilon_start, epsilon_end and epsilon_decay must be in [0, 1]")
+        super().__post_init__()
+        if self.num_envs < 1:
+            raise ConfigError(f"num_envs must be >= 1 (got {self.num_envs})")
 
 
 class _OneHot:
@@ -118,7 +105,7 @@ class LinearQAgent(Agent):
 
     def epsilon(self, finished: int) -> float:
         """The exploration rate after `finished` training episodes."""
-        return linear_epsilon(self.config, finished)
+        return self.config.epsilon(finished)
 
     def _q(self, idx: np.ndarray) -> np.ndarray:
         return self.weights[:, idx].sum(-1).T  # [N, A]

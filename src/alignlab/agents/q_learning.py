@@ -41,18 +41,10 @@ from alignlab.core.registry import register
 MAX_EPISODE_STEPS = 1_000_000
 
 
-def linear_epsilon(config: Any, episode: int) -> float:
-    """Epsilon decaying linearly from `epsilon_start` to `epsilon_end` over the first
-    `epsilon_decay` fraction of `episodes`, then held (config: any with those fields)."""
-    span = config.epsilon_decay * config.episodes
-    if span <= 0:
-        return config.epsilon_end
-    frac = min(1.0, episode / span)
-    return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
-
-
 @dataclasses.dataclass(frozen=True)
-class TabularTDConfig(BaseConfig):
+class EpsilonGreedyTDConfig(BaseConfig):
+    """Settings shared by the temporal-difference learners (tabular here, linear in linear_q.py)."""
+
     episodes: int = 3000
     """Training episodes (the optimization-pressure knob)."""
     learning_rate: float = 0.2
@@ -65,12 +57,6 @@ class TabularTDConfig(BaseConfig):
     """Exploration rate after the decay (kept to the end of training)."""
     epsilon_decay: float = 0.8
     """Fraction of the training episodes over which epsilon decays linearly from start to end."""
-    initial_q: float = 0.0
-    """Initial value of every Q(s, a)."""
-
-    @classmethod
-    def quick(cls) -> "TabularTDConfig":
-        return cls(episodes=1000)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -82,6 +68,25 @@ class TabularTDConfig(BaseConfig):
         for name in ("epsilon_start", "epsilon_end", "epsilon_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1] (got {getattr(self, name)})")
+
+    def epsilon(self, episode: int) -> float:
+        """Epsilon after `episode` training episodes: linear from `epsilon_start` to `epsilon_end`
+        over the first `epsilon_decay` fraction of `episodes`, then held."""
+        span = self.epsilon_decay * self.episodes
+        if span <= 0:
+            return self.epsilon_end
+        frac = min(1.0, episode / span)
+        return self.epsilon_start + frac * (self.epsilon_end - self.epsilon_start)
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularTDConfig(EpsilonGreedyTDConfig):
+    initial_q: float = 0.0
+    """Initial value of every Q(s, a)."""
+
+    @classmethod
+    def quick(cls) -> "TabularTDConfig":
+        return cls(episodes=1000)
 
 
 class TabularTDAgent(Agent):
@@ -99,7 +104,7 @@ class TabularTDAgent(Agent):
 
     def epsilon(self, episode: int) -> float:
         """The exploration rate of the given training episode."""
-        return linear_epsilon(self.config, episode)
+        return self.config.epsilon(episode)
 
     def _key(self, obs: Any) -> bytes:
         return np.asarray(obs, dtype=self._obs_dtype).tobytes()
