@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -76,6 +76,14 @@ def _build_pool(params: dict[str, Any], folder: Path) -> None:
     (folder / "pool.json").write_text(json.dumps(meta))
 
 
+def describe(items: Sequence[Any], texts: Sequence[str], gold_config: Any) -> dict[str, np.ndarray]:
+    """Gold reward and drift attributes (words, confidence, hedges, agrees, correct) of each (item, response)."""
+    f = [goldmod.features(it, t, gold_config) for it, t in zip(items, texts)]
+    return {"gold": np.array([x.gold for x in f], float), "words": np.array([x.words for x in f], float),
+            "confidence": np.array([x.confidence for x in f], float),
+            "hedges": np.array([x.hedges for x in f], float), "agrees": np.array([x.agrees for x in f]),
+            "correct": np.array([x.correct for x in f])}
+
 
 def prepare(params: dict[str, Any], seed: int) -> dict[str, Any]:
     """The pool, its gold and drift attributes, the rater labels and the proxy reward model of one cell."""
@@ -85,11 +93,7 @@ def prepare(params: dict[str, Any], seed: int) -> dict[str, Any]:
     prompt_items = {"train": [items[i] for i in pool["train_items"]],
                     "test": [items[i] for i in pool["test_items"]]}
     cfg = goldmod.GoldConfig(length_cost=params["length_cost"])
-    f = [goldmod.features(prompt_items[s][g], t, cfg) for s, g, t in zip(split, groups, pool["texts"])]
-    attrs = {"gold": np.array([x.gold for x in f]), "words": np.array([x.words for x in f], float),
-             "confidence": np.array([x.confidence for x in f], float),
-             "hedges": np.array([x.hedges for x in f], float), "agrees": np.array([x.agrees for x in f]),
-             "correct": np.array([x.correct for x in f])}
+    attrs = describe([prompt_items[s][g] for s, g in zip(split, groups)], pool["texts"], cfg)
     feats = pool["features"]
     rater = ratermod.preset("biased", bias=params["rater_bias"], temperature=params["rater_temperature"])
     util = ratermod.utility(rater, attrs["gold"], attrs["words"], attrs["confidence"], attrs["agrees"])

@@ -26,19 +26,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from alignlab.experiments.rlhf_pool import describe
+
 RL_OPTIMIZERS = ("grpo", "rloo", "dpo")
 """Policy optimizers of the RL cells; dpo trains on the raters' comparisons directly (rl_beta is its beta)."""
 DRIFT = ("words", "confidence", "agrees", "correct")
-
-
-def describe(items: Sequence[Any], texts: Sequence[str], gold_config: Any) -> dict[str, np.ndarray]:
-    """Gold reward and drift features of each (item, response text)."""
-    from alignlab.rewards import gold as goldmod
-
-    f = [goldmod.features(it, t, gold_config) for it, t in zip(items, texts)]
-    return {"gold": np.array([x.gold for x in f], float), "words": np.array([x.words for x in f], float),
-            "confidence": np.array([x.confidence for x in f], float), "agrees": np.array([x.agrees for x in f]),
-            "correct": np.array([x.correct for x in f])}
 
 
 class FrozenRMReward:
