@@ -83,9 +83,11 @@ def judge_agreement(judge: RefusalJudge) -> dict[str, Any]:
     hand-checked reply where the judge agrees with the label), `hand` and `verdicts`."""
     rows = handcheck()
     hand = [bool(r["refused"]) for r in rows]
+    unparsed_before = judge.unparsed  # the judge may have judged other replies already
     verdicts = judge.refuses([r["request"] for r in rows], [r["reply"] for r in rows])
     return {**agreement(hand, verdicts), "matches": [float(v == h) for v, h in zip(verdicts, hand)],
-            "hand": [float(h) for h in hand], "verdicts": [float(v) for v in verdicts], "unparsed": judge.unparsed}
+            "hand": [float(h) for h in hand], "verdicts": [float(v) for v in verdicts],
+            "unparsed": judge.unparsed - unparsed_before}
 
 
 def kappa(hand: Sequence[float], auto: Sequence[float]) -> float:
