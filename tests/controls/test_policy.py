@@ -146,3 +146,10 @@ def test_fuzz_glob_translation_compiles_or_raises_valueerror(glob):
     except ValueError:
         return
     re.compile(rx)  # a translated glob is always a valid regex
+
+
+def test_reversed_range_in_a_glob_is_a_clear_error():
+    """Found by the fuzz test above: '[?-/]' is a reversed range, which the regex engine refuses."""
+    with pytest.raises(ValueError, match="bad character class"):
+        glob_to_regex("[?-/]")
+    assert re.fullmatch(glob_to_regex("[a-c]*.py"), "b_x.py")

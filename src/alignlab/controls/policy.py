@@ -66,7 +66,12 @@ def glob_to_regex(glob: str) -> str:
             body = glob[i + 1:j]
             neg = body[:1] in ("!", "^")
             body = body[1:] if neg else body
-            out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
+            cls = "[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]"
+            try:  # a reversed range such as [z-a] is no class at all
+                re.compile(cls)
+            except re.error as exc:
+                raise ValueError(f"bad character class {glob[i:j + 1]!r} at position {i}: {exc.msg}") from None
+            out.append(cls)
             i = j
         elif c == "{":
             depth += 1
