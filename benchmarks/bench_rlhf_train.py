@@ -36,6 +36,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from _util import figure  # noqa: E402
 
+from alignlab.lm.models import use_bf16  # noqa: E402
+
 BATCH = 4                  # DPO pairs per step; GRPO completions per step
 GENERATIONS = 4            # GRPO group size
 COMPLETION = 32            # GRPO max_completion_length
@@ -275,7 +277,7 @@ def main() -> int:
                 ("alignlab DPOSettings()", lambda: dpo.train(path, data, f"{tmp}/d1",
                                                              dataclasses.replace(ours_dpo, max_steps=total, seed=seed,
                                                                                  batch_size=BATCH)),
-                 ours_dpo.threads, "bf16" if ours_dpo.bf16 else "fp32")]
+                 ours_dpo.threads, "bf16" if use_bf16(ours_dpo.bf16) else "fp32")]
         if args.explore:
             fields = {f.name for f in dataclasses.fields(dpo.DPOSettings)}
             for name, change in [("previous defaults: 1 thr fp32 ckpt", dict(threads=1, bf16=False, gc=True)),
@@ -295,7 +297,7 @@ def main() -> int:
                 s = dataclasses.replace(ours_dpo, seed=seed, max_steps=total, batch_size=BATCH, **change)
                 arms.append((f"variant {name}", (lambda s=s, e=extra, k=len(arms): dpo.train(path, data,
                                                                                              f"{tmp}/dx{k}", s, **e)),
-                             s.threads, "bf16" if s.bf16 else "fp32"))
+                             s.threads, "bf16" if use_bf16(s.bf16) else "fp32"))
         for label, fn, th, dt in arms:
             r = run_arm(label, fn)
             r.update(threads=th, dtype=dt)
@@ -312,8 +314,8 @@ def main() -> int:
                                                                              num_generations=GENERATIONS,
                                                                              max_completion_length=COMPLETION,
                                                                              beta=KL_BETA)),
-                 ours_rl.threads, "bf16" if ours_rl.bf16 else "fp32")]
-        if not ours_rl.bf16:   # the setting this benchmark recommends for rl.py (measured DPO: ~2x less CPU time)
+                 ours_rl.threads, "bf16" if use_bf16(ours_rl.bf16) else "fp32")]
+        if not use_bf16(ours_rl.bf16):   # the setting this benchmark recommends for rl.py (measured DPO: ~2x less CPU time)
             arms.append(("alignlab RLConfig(bf16=True)",
                          lambda: rl.train(path, word_reward, data, f"{tmp}/r2",
                                           dataclasses.replace(ours_rl, max_steps=total, seed=seed, batch_size=BATCH,

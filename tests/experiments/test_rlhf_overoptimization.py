@@ -30,7 +30,8 @@ def test_config_validation_and_grid():
     quick = exp_mod.RlhfOveroptimization(exp_mod.RlhfOverConfig.quick()).cells()
     assert len(quick) == 5 and quick[0]["rater_bias"] == 1.0 and quick[0]["ensemble"] == "1:mean"
     full = exp_mod.RlhfOverConfig(factorial=True, rater_bias=(1.0, 0.0), n_pairs=(10, 20), ensembles=("1:mean",))
-    assert len(exp_mod.RlhfOveroptimization(full).cells()) == 4 + len(full.rl_betas)  # + one RL cell per KL penalty
+    rl = [o for o in full.optimizers if o != "best-of-n"]
+    assert len(exp_mod.RlhfOveroptimization(full).cells()) == 4 + len(rl) * len(full.rl_betas)  # + RL cells
 
 
 def test_pipeline_on_tiny_model(tmp_path, monkeypatch):

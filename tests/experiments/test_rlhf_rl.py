@@ -48,6 +48,21 @@ def test_grid_has_rl_cells_only_when_asked():
         exp_mod.RlhfOverConfig(optimizers=("ppo",))
     with pytest.raises(Exception):
         exp_mod.RlhfOverConfig(rl_batch=6, rl_generations=4)
+    with pytest.raises(Exception):
+        exp_mod.RlhfOverConfig(rl_seeds=0)
+
+
+def test_rl_cells_run_only_rl_seeds_seeds():
+    """RL cells cost minutes each: the runner's plan gives them the first rl_seeds seeds, best-of-n every seed."""
+    from alignlab.core.runner import plan
+
+    exp = exp_mod.RlhfOveroptimization(exp_mod.RlhfOverConfig(optimizers=("best-of-n", "dpo"), rl_seeds=2))
+    grid = plan(exp, 5)
+    seeds = {}
+    for params, _, seed in grid:
+        seeds.setdefault(params["optimizer"], set()).add(seed)
+    assert seeds == {"best-of-n": {0, 1, 2, 3, 4}, "dpo": {0, 1}}
+    assert len(plan(exp, 1)) == len(exp.cells())  # never more seeds than asked for
 
 
 @pytest.fixture()
@@ -113,14 +128,15 @@ def test_rl_cell_end_to_end(tiny_prep, tmp_path):
     assert len(exp.figures([rec])) == 2 and exp.findings([rec])[0].startswith("RL (grpo, KL penalty 0.1)")
 
 
-def test_dpo_cell_trains_on_the_raters_comparisons(tmp_path, monkeypatch):
-    """optimizer dpo: TRL's DPOTrainer on the cell's rater comparisons (chosen = the rater's pick),
-    evaluated along training like the RL cells."""
+@pytest.mark.parametrize("optimizer", ["dpo", "dpo-lora"])
+def test_dpo_cell_trains_on_the_raters_comparisons(tmp_path, monkeypatch, optimizer):
+    """optimizer dpo / dpo-lora: TRL's DPOTrainer on the cell's rater comparisons (chosen = the rater's pick),
+    every weight or LoRA adapters, evaluated along training like the RL cells."""
     model = str(cached_tiny_llama())
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
-    exp = exp_mod.RlhfOveroptimization(tiny_config(model, optimizers=("dpo",)))
+    exp = exp_mod.RlhfOveroptimization(tiny_config(model, optimizers=(optimizer,)))
     params = exp.cells()[0]
-    assert params["optimizer"] == "dpo"
+    assert params["optimizer"] == optimizer
     prep = exp_mod.prepare(params, 0)
     texts = set(prep["pool"]["texts"])
     assert len(prep["comparisons"]) == params["n_pairs"]

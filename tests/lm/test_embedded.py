@@ -25,3 +25,22 @@ def test_embedded_model_answers_and_prefers_the_right_answer(smol):
     assert "Paris" in replies[0] and "12" in replies[1]
     paris, lyon = smol.logprobs([q, q], ["Paris", "Lyon"])
     assert paris > lyon + 1.0
+
+
+def test_partial_sort_top_p_samples_what_transformers_samples(smol):
+    """On the real model the nucleus usually lies in the 64-token head (the fast path of lm/sampling.py):
+    the same seed gives the same tokens as transformers' full-sort top-p."""
+    import torch
+
+    from alignlab.lm.sampling import sampling_kwargs
+
+    q = [{"role": "user", "content": "Name a famous scientist and say why."}]
+    text = smol.tokenizer.apply_chat_template(q, tokenize=False, add_generation_prompt=True)
+    ids = torch.tensor([smol.tokenizer(text, add_special_tokens=False)["input_ids"]] * 4)
+    common = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16,
+                  pad_token_id=smol.tokenizer.eos_token_id)
+    torch.manual_seed(3)
+    ref = smol.model.generate(**common, do_sample=True, temperature=0.8, top_p=0.95, top_k=0)
+    torch.manual_seed(3)
+    ours = smol.model.generate(**common, **sampling_kwargs(0.8, 0.95))
+    assert torch.equal(ref, ours)

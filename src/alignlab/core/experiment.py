@@ -63,6 +63,11 @@ class Experiment:
         """Run one configuration with one seed; write artifacts under `workdir`."""
         raise NotImplementedError
 
+    def max_seeds(self, params: dict[str, Any]) -> int | None:
+        """At most this many seeds (the first ones) for this configuration; None: every seed asked for.
+        For cells that cost far more than the rest of the grid (RL on a language model)."""
+        return None
+
     # -- the report section ----------------------------------------------------------------
 
     def table_columns(self) -> list[str]:

@@ -70,7 +70,8 @@ def plan(experiment: Any, seeds: int) -> list[tuple[dict[str, Any], str, int]]:
         if h in seen:
             continue
         seen.add(h)
-        for seed in range(seeds):
+        cap = experiment.max_seeds(params)
+        for seed in range(seeds if cap is None else min(seeds, cap)):
             out.append((params, h, seed))
     return out
 

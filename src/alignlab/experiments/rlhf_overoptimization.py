@@ -40,6 +40,7 @@ from alignlab.experiments import rlhf_rl
 from alignlab.experiments.rlhf_pool import POOL_KEYS, prepare
 from alignlab.experiments.rlhf_rl import RL_OPTIMIZERS
 from alignlab.lm import best_of_n as bon
+from alignlab.lm.models import resolve_dtype
 from alignlab.rewards import reward_models as rm
 
 TILT_BETAS = (4.0, 2.0, 1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05)
@@ -50,8 +51,9 @@ DRIFT = ("words", "confidence", "hedges", "agrees", "correct")
 class RlhfOverConfig(BaseConfig):
     model: str = "embedded"
     """The policy: 'embedded' (SmolLM2-135M-Instruct) or a local model folder."""
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    """Dtype for sampling and features."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Dtype for sampling, features and training; auto: bfloat16 where the CPU (or GPU) runs it natively, else
+    float32 (emulated bf16 was 50x slower than fp32 on an AVX2-only CPU). The cells record the resolved one."""
     kinds: tuple[str, ...] = ("capital", "arithmetic")
     """Task families (capital, arithmetic)."""
     train_prompts: int = 96
@@ -68,8 +70,10 @@ class RlhfOverConfig(BaseConfig):
     """Sampling temperature of the initial policy."""
     layer: int = 20
     """Hidden layer whose states feed the reward-model head."""
-    rater_bias: tuple[float, ...] = (1.0, 0.0, 0.5)
-    """Multiplier of the 'biased' rater preset's bias weights (length, confidence, agreement); 0 = unbiased."""
+    rater_bias: tuple[float, ...] = (0.5, 0.0, 1.0)
+    """Multiplier of the 'biased' rater preset's bias weights (length, confidence, agreement); 0 = unbiased. The
+    first is the baseline: at 1.0 on both task kinds the raters agree with gold on only ~34% of pairs and gold
+    falls from n = 1 (docs/rlhf-bon-medium.md), so the full preset's baseline is half-biased raters."""
     rater_temperature: float = 0.25
     """Bradley-Terry noise of the raters."""
     n_pairs: tuple[int, ...] = (2000, 500, 8000)
@@ -84,13 +88,13 @@ class RlhfOverConfig(BaseConfig):
     """Full grid over rater_bias x n_pairs x ensembles; else the baseline (first of each) plus one change at a time."""
     pool_seed: int = 0
     """Seed of the prompt choice and of the sampled pool (shared by every cell and seed)."""
-    optimizers: tuple[str, ...] = ("best-of-n", "grpo")
-    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model, ~10-25 s per step on a CPU), dpo (TRL on the raters' comparisons; rl_betas is its beta)."""
+    optimizers: tuple[str, ...] = ("best-of-n", "grpo", "dpo")
+    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model, ~10-25 s per step on a CPU), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters; rl_betas is its beta)."""
     rl_betas: tuple[float, ...] = (0.02, 1.0)
     """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy)."""
     rl_steps: int = 48
     """Optimizer steps per RL run."""
-    rl_lr: float = 6e-6
+    rl_lr: float = 2e-5
     """RL learning rate (large enough that the policy moves within rl_steps)."""
     rl_batch: int = 8
     """Completions per RL step (a multiple of rl_generations)."""
@@ -102,6 +106,11 @@ class RlhfOverConfig(BaseConfig):
     """Evaluate the RL policy on the test prompts every this many steps (and before the first)."""
     rl_eval_samples: int = 8
     """Sampled answers per test prompt at each RL evaluation."""
+    rl_eval_prompts: int = 16
+    """Test prompts (the first of the test split's) sampled at each RL evaluation."""
+    rl_seeds: int = 2
+    """Seeds of each RL / DPO cell (the first ones of the run's seeds): an RL cell costs ~10 min on a CPU,
+    a best-of-n cell seconds."""
 
     @classmethod
     def quick(cls) -> "RlhfOverConfig":
@@ -121,7 +130,8 @@ class RlhfOverConfig(BaseConfig):
             if o not in ("best-of-n", *RL_OPTIMIZERS):
                 raise ConfigError(f"rlhf-overoptimization: unknown optimizer {o!r}; valid: best-of-n, "
                                   f"{', '.join(RL_OPTIMIZERS)}")
-        if any(b <= 0 for b in self.rl_betas) or self.rl_batch % self.rl_generations or self.rl_steps < 1:
+        if any(b <= 0 for b in self.rl_betas) or self.rl_batch % self.rl_generations or self.rl_steps < 1 \
+                or self.rl_seeds < 1:
             raise ConfigError("rlhf-overoptimization: rl_betas must be > 0, rl_steps >= 1 and rl_batch a multiple "
                               f"of rl_generations (got {self.rl_betas}, {self.rl_steps}, {self.rl_batch}, "
                               f"{self.rl_generations})")
@@ -131,7 +141,8 @@ class RlhfOverConfig(BaseConfig):
                 raise ConfigError(f"rlhf-overoptimization: ensemble {e!r} is not SIZE:{'|'.join(rm.AGGREGATES)}")
 
 
-RL_KEYS = ("rl_steps", "rl_lr", "rl_batch", "rl_generations", "rl_prompts", "rl_eval_every", "rl_eval_samples")
+RL_KEYS = ("rl_steps", "rl_lr", "rl_batch", "rl_generations", "rl_prompts", "rl_eval_every", "rl_eval_samples",
+           "rl_eval_prompts")
 
 
 # -- fits ----------------------------------------------------------------------------------
@@ -185,7 +196,8 @@ class RlhfOveroptimization(Experiment):
         c = self.config
         shared = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()
                   if k in POOL_KEYS}
-        shared.update(rater_temperature=c.rater_temperature, l2=c.l2, length_cost=c.length_cost)
+        shared.update(rater_temperature=c.rater_temperature, l2=c.l2, length_cost=c.length_cost,
+                      dtype=resolve_dtype(c.dtype))
         return {**shared, "rater_bias": c.rater_bias[0], "n_pairs": c.n_pairs[0], "ensemble": c.ensembles[0],
                 "optimizer": "best-of-n"}
 
@@ -210,6 +222,9 @@ class RlhfOveroptimization(Experiment):
         rl = {k: getattr(c, k) for k in RL_KEYS}  # RL cells use the baseline reward model; only they carry RL keys
         return out + [{**base, **rl, "optimizer": o, "rl_beta": b} for o in c.optimizers if o in RL_OPTIMIZERS
                       for b in c.rl_betas]
+
+    def max_seeds(self, params: dict[str, Any]) -> int | None:
+        return None if params["optimizer"] == "best-of-n" else self.config.rl_seeds
 
     def table_columns(self) -> list[str]:
         rl = any(o in RL_OPTIMIZERS for o in self.config.optimizers)

@@ -28,8 +28,9 @@ import numpy as np
 
 from alignlab.experiments.rlhf_pool import describe
 
-RL_OPTIMIZERS = ("grpo", "rloo", "dpo")
-"""Policy optimizers of the RL cells; dpo trains on the raters' comparisons directly (rl_beta is its beta)."""
+RL_OPTIMIZERS = ("grpo", "rloo", "dpo", "dpo-lora")
+"""Policy optimizers of the RL cells; dpo trains on the raters' comparisons directly (rl_beta is its beta), every
+weight or (dpo-lora) LoRA adapters through peft at 10x the learning rate."""
 DRIFT = ("words", "confidence", "agrees", "correct")
 
 
@@ -174,17 +175,19 @@ def run(params: dict[str, Any], seed: int, workdir: Path, prep: dict[str, Any]):
     train_items = tasks.sample_prompts(tasks.split(all_items, "train"), params["rl_prompts"], params["pool_seed"] + 2)
     reward = FrozenRMReward(feature_model, tok, prep["model"], {it.id: it for it in all_items}, params["layer"],
                             prep["gold_config"])
-    evaluator = Evaluator(reward, ref, prep["test_items"], params["rl_eval_samples"], params["max_new_tokens"],
-                          params["temperature"], seed=1000 + seed, autocast=params["dtype"] == "bfloat16")
+    evaluator = Evaluator(reward, ref, prep["test_items"][:params["rl_eval_prompts"]], params["rl_eval_samples"],
+                          params["max_new_tokens"], params["temperature"], seed=1000 + seed,
+                          autocast=params["dtype"] == "bfloat16")
     steps = params["rl_steps"]
     started = time.time()
     callbacks = [eval_callback(evaluator, params["rl_eval_every"], steps)]
-    if params["optimizer"] == "dpo":  # no reward model in the loop: the raters' comparisons themselves
+    if params["optimizer"] in ("dpo", "dpo-lora"):  # no reward model in the loop: the raters' comparisons
         from alignlab.lm import dpo
         from alignlab.rewards.reward_models import comparisons_dataset
 
         prompts, chosen, rejected = zip(*prep["comparisons"])
         settings = dpo.DPOSettings(beta=params["rl_beta"], learning_rate=params["rl_lr"],
+                                   lora=params["optimizer"] == "dpo-lora",
                                    batch_size=params["rl_batch"], max_steps=steps, bf16=params["dtype"] == "bfloat16",
                                    threads=1, seed=seed)
         trainer = dpo.train(path, comparisons_dataset(prompts, chosen, rejected), str(workdir / "trl"), settings,

@@ -108,6 +108,8 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, m
     """
     import torch
 
+    from alignlab.lm.sampling import sampling_kwargs
+
     eos = {int(tokenizer.eos_token_id)}
     gen_eos = getattr(model.generation_config, "eos_token_id", None)
     for e in (gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]):
@@ -129,8 +131,7 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, m
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed * 1_000_003 + b)
             seqs = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                  do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                                  pad_token_id=pad, eos_token_id=sorted(eos))
+                                  pad_token_id=pad, eos_token_id=sorted(eos), **sampling_kwargs(temperature, top_p))
         for row, (p, k) in enumerate(chunk):
             toks = seqs[row, width:].tolist()
             end = next((i for i, t in enumerate(toks) if t in eos), None)

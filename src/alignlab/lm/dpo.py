@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from alignlab.lm.models import use_bf16
 from alignlab.rewards.reward_models import comparisons_dataset  # noqa: F401  (the dataset format DPO reads)
 
 
@@ -27,9 +28,10 @@ class DPOSettings:
     batch_size: int = 4
     max_steps: int = 2
     max_length: int = 128
-    bf16: bool = True
-    """bf16 autocast (weights stay fp32). About 2x less CPU time per step than fp32 on this CPU (avx512_bf16;
-    benchmarks/bench_rlhf_train.py, docs/benchmarks.md); on a CPU without native bf16 set it False."""
+    bf16: bool | None = None
+    """bf16 autocast (weights stay fp32); None: where bf16 is native (`models.native_bf16`). About 2x less CPU time
+    per step than fp32 on an AVX512-BF16 CPU (benchmarks/bench_rlhf_train.py, docs/benchmarks.md); emulated and
+    many times slower on an AVX2-only one."""
     gradient_checkpointing: bool = True
     """Re-run the forward in the backward to save memory (TRL's default). Turning it off was measured no faster
     per step here (benchmarks/bench_rlhf_train.py --explore), so it stays on."""
@@ -63,7 +65,7 @@ def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPO
         lr = lr * 10
     args = DPOConfig(output_dir=output_dir, beta=settings.beta, learning_rate=lr,
                      per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
-                     max_length=settings.max_length, bf16=settings.bf16,
+                     max_length=settings.max_length, bf16=use_bf16(settings.bf16),
                      gradient_checkpointing=settings.gradient_checkpointing,
                      precompute_ref_log_probs=settings.precompute_ref_log_probs, use_cpu=True, report_to="none",
                      save_strategy="no", logging_steps=1, seed=settings.seed, disable_tqdm=True, **extra)

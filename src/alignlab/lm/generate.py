@@ -81,7 +81,9 @@ def generate(
     kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=sorted(eos),
                                   do_sample=sample)
     if sample:
-        kwargs.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
+        from alignlab.lm.sampling import sampling_kwargs
+
+        kwargs.update(sampling_kwargs(temperature, top_p))
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
     device = next(model.parameters()).device

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any, Callable, Sequence
 
 from alignlab.core.errors import ConfigError
+from alignlab.lm.models import use_bf16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +31,9 @@ class RLConfig:
     max_steps: int = 2
     learning_rate: float = 1e-6
     temperature: float = 0.8
-    bf16: bool = True
-    """bf16 autocast: 1.5x faster per GRPO step than fp32 on this CPU (benchmarks/bench_rlhf_train.py)."""
+    bf16: bool | None = None
+    """bf16 autocast; None: where bf16 is native (`models.native_bf16`). 1.5x faster per GRPO step than fp32 on an
+    AVX512-BF16 CPU (benchmarks/bench_rlhf_train.py); emulated and many times slower on an AVX2-only one."""
     threads: int = 1
     seed: int = 0
 
@@ -74,7 +76,7 @@ def train(model_path: str, reward: Callable[..., list[float]], dataset, output_d
     common = dict(output_dir=output_dir, beta=config.beta, num_generations=config.num_generations,
                   max_completion_length=config.max_completion_length,
                   per_device_train_batch_size=config.batch_size, max_steps=config.max_steps,
-                  learning_rate=config.learning_rate, temperature=config.temperature, bf16=config.bf16,
+                  learning_rate=config.learning_rate, temperature=config.temperature, bf16=use_bf16(config.bf16),
                   use_cpu=True, report_to="none", save_strategy="no", logging_steps=1, seed=config.seed,
                   disable_tqdm=True, **extra)
     if config.algorithm == "grpo":
