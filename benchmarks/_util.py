@@ -12,10 +12,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def alignlab(*args: str, runs_dir: str | None = None) -> tuple[float, subprocess.CompletedProcess]:
-    """Run the CLI in a fresh runs folder; return (wall seconds, completed process)."""
+def alignlab(*args: str, runs_dir: str | None = None,
+             env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    """Run the CLI in a fresh runs folder (one torch thread unless `env` says otherwise); return (wall seconds,
+    completed process)."""
     runs = runs_dir or tempfile.mkdtemp(prefix="alignlab-bench-")
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", COLUMNS="120")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", COLUMNS="120", **(env or {}))
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "alignlab.cli.main", "--runs-dir", runs, *args],
                           capture_output=True, text=True, env=env, cwd=REPO)

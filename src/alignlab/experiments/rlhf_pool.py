@@ -63,7 +63,8 @@ def _build_pool(params: dict[str, Any], folder: Path) -> None:
         rendered = [tok.apply_chat_template(it.messages(), tokenize=False, add_generation_prompt=True)
                     for it in chosen]
         comps = bon.sample(model, tok, rendered, n, max_new_tokens=params["max_new_tokens"],
-                           temperature=params["temperature"], seed=params["pool_seed"] * 2 + (name == "test"))
+                           temperature=params["temperature"], seed=params["pool_seed"] * 2 + (name == "test"),
+                           progress=_Progress(f"rlhf pool ({name} split)"))
         for p, (text, cs) in enumerate(zip(rendered, comps)):
             p_ids = tok(text, add_special_tokens=False)["input_ids"]
             for c in cs:
@@ -78,6 +79,29 @@ def _build_pool(params: dict[str, Any], folder: Path) -> None:
             "groups": groups, "split": split, "seconds": time.time() - started,
             "tokens": int(sum(len(c) for c in comp_ids))}
     (folder / "pool.json").write_text(json.dumps(meta))
+
+
+class _Progress:
+    """A line on stderr at most every 30 s while the pool samples (it runs inside a cell, under the CLI's bar)."""
+
+    def __init__(self, what: str, every: float = 30.0):
+        import time
+
+        self.what, self.every, self.started = what, every, time.time()
+        self.last = self.started
+
+    def __call__(self, done: int, total: int) -> None:
+        import sys
+        import time
+
+        now = time.time()
+        if now - self.last < self.every and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        left = (total - done) / rate if rate > 0 else float("inf")
+        print(f"{self.what}: {done}/{total} samples, {rate:.1f}/s, ~{left / 60:.0f} min left", file=sys.stderr,
+              flush=True)
 
 
 def describe(items: Sequence[Any], texts: Sequence[str], gold_config: Any) -> dict[str, np.ndarray]:
