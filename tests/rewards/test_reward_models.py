@@ -52,3 +52,19 @@ def test_accuracy_counts_ties_half():
     scores = np.array([1.0, 1.0, 0.0])
     pairs = np.array([[0, 1], [0, 2], [2, 0]])
     assert rm.preference_accuracy(scores, pairs, np.array([1, 1, 1])) == pytest.approx((0.5 + 1 + 0) / 3)
+
+
+@pytest.mark.parametrize("layer", [1, 2, -1])
+def test_layer_states_stops_early_with_the_same_states(layer):
+    """The early-stopping hook returns exactly hidden_states[layer] of a full forward (any layer, padded batch)."""
+    torch = pytest.importorskip("torch")
+    from alignlab.lm.models import ModelSpec, load
+    from alignlab.lm.testing import cached_tiny_llama
+
+    model, _ = load(ModelSpec(str(cached_tiny_llama()), dtype="float32", threads=1))
+    ids = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with torch.inference_mode():
+        want = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+        got = rm.layer_states(model, ids, mask, layer)
+    assert torch.equal(got, want)

@@ -31,6 +31,37 @@ AGGREGATES = ("mean", "mean-std", "min")
 
 # -- features ---------------------------------------------------------------------------------
 
+class _Stop(Exception):
+    """Raised by a forward hook to end a forward pass once the wanted layer has run."""
+
+
+def layer_states(model: Any, ids: Any, mask: Any, layer: int) -> Any:
+    """hidden_states[layer] of a decoder-only model, without running the layers above it or the LM head.
+
+    For 0 < layer < the number of layers, hidden_states[layer] is the output of decoder layer layer-1 (before
+    the final norm), so a hook there captures it and stops the pass: at layer 20 of SmolLM2's 30 this skips a
+    third of the body and the 49,152-wide LM head (about 45% of the FLOPs). transformers has no option to stop
+    a forward early, hence the hook. Other layers (the last, negative indices) take the plain full forward.
+    """
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None or not 0 < layer < len(layers):
+        return model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+    captured = {}
+
+    def hook(module, args, output):
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+        raise _Stop
+
+    handle = layers[layer - 1].register_forward_hook(hook)
+    try:
+        model(input_ids=ids, attention_mask=mask, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
 def hidden_features(model: Any, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
                     layer: int = -1, batch_size: int = 32) -> np.ndarray:
     """[M, 2 D] features per (prompt, completion): the mean of layer `layer`'s hidden states over the
@@ -50,7 +81,7 @@ def hidden_features(model: Any, prompt_ids: Sequence[Sequence[int]], completion_
             ids[row, :len(seqs[i])] = torch.tensor(seqs[i])
             mask[row, :len(seqs[i])] = 1
         with torch.inference_mode():
-            hs = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+            hs = layer_states(model, ids, mask, layer)
         hs = hs.float()
         for row, i in enumerate(idx):
             end = len(seqs[i])
