@@ -61,3 +61,27 @@ def test_sampling_draws_the_same_tokens_as_transformers_top_p():
     torch.manual_seed(5)
     ours = model.generate(**common, **sampling_kwargs(0.8, 0.9))
     assert torch.equal(ref, ours)
+
+
+def test_shared_prefill_continues_exactly_like_a_full_prefill():
+    """Greedy decoding from the shared prompt cache gives what generate gives from scratch, with left padding
+    and several distinct prompts repeated in one batch."""
+    from alignlab.lm.models import ModelSpec, load
+    from alignlab.lm.sampling import shared_prefill
+    from alignlab.lm.testing import cached_tiny_llama
+
+    model, tok = load(ModelSpec(str(cached_tiny_llama()), dtype="float32", threads=1))
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    rows = [0, 0, 1, 0, 1, 1]
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, k in enumerate(rows):
+        ids[r, width - len(prompts[k]):] = torch.tensor(prompts[k])
+        mask[r, width - len(prompts[k]):] = 1
+    common = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False,
+                  pad_token_id=0)
+    with torch.inference_mode():
+        ref = model.generate(**common)
+        ours = model.generate(**common, past_key_values=shared_prefill(model, ids, mask))
+    assert torch.equal(ref, ours)

@@ -103,12 +103,13 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, m
            progress=None) -> list[list[list[int]]]:
     """n_samples sampled completions (token ids, cut after the first end-of-turn) per rendered prompt.
 
-    Batches hold copies of one or a few prompts (KV cache via `model.generate`); seeded per
-    batch, so the pool is reproducible; the global torch RNG is left as it was.
+    Batches hold copies of one or a few prompts (KV cache via `model.generate`), each distinct prompt
+    prefilled once (`sampling.shared_prefill`); seeded per batch, so the pool is reproducible; the global
+    torch RNG is left as it was.
     """
     import torch
 
-    from alignlab.lm.sampling import sampling_kwargs
+    from alignlab.lm.sampling import sampling_kwargs, shared_prefill
 
     eos = {int(tokenizer.eos_token_id)}
     gen_eos = getattr(model.generation_config, "eos_token_id", None)
@@ -130,8 +131,10 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, m
             mask[row, width - n:] = 1
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed * 1_000_003 + b)
+            cache = shared_prefill(model, ids, mask) if width > 1 else None
             seqs = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                  pad_token_id=pad, eos_token_id=sorted(eos), **sampling_kwargs(temperature, top_p))
+                                  pad_token_id=pad, eos_token_id=sorted(eos), past_key_values=cache,
+                                  **sampling_kwargs(temperature, top_p))
         for row, (p, k) in enumerate(chunk):
             toks = seqs[row, width:].tolist()
             end = next((i for i, t in enumerate(toks) if t in eos), None)

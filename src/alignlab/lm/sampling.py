@@ -66,3 +66,26 @@ def sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
 
     return dict(do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
                 logits_processor=LogitsProcessorList([TemperatureTopP(temperature, top_p)]))
+
+
+def shared_prefill(model: Any, ids: Any, mask: Any) -> Any:
+    """A KV cache of every row's prompt but its last token, computed once per distinct prompt and copied to its rows.
+
+    Best-of-n pools are batches of copies of one prompt; prefilling each copy costs as much as decoding ~40
+    tokens for all of them on a CPU (measured: 128 copies of a 49-token prompt took longer to prefill than
+    to decode 8 tokens). Pass the result to `generate(past_key_values=...)` with the full `ids` and `mask`:
+    generate then computes only the last prompt token and the new ones. Positions follow generate's own rule
+    for left padding (cumulative attention mask), so the cached keys are those generate would compute.
+    """
+    import torch
+
+    uniq, inverse = torch.unique(ids, dim=0, return_inverse=True)
+    rep = torch.empty(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(len(ids)))
+    umask = mask[rep]
+    pos = (umask.cumsum(-1) - 1).masked_fill(umask == 0, 1)
+    with torch.inference_mode():
+        out = model(input_ids=uniq[:, :-1].to(model.device), attention_mask=umask[:, :-1].to(model.device),
+                    position_ids=pos[:, :-1].to(model.device), use_cache=True)
+    cache = out.past_key_values
+    cache.batch_select_indices(inverse.to(model.device))
+    return cache
