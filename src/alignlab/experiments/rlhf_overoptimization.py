@@ -109,8 +109,8 @@ class RlhfOverConfig(BaseConfig):
     rl_eval_prompts: int = 16
     """Test prompts (the first of the test split's) sampled at each RL evaluation."""
     rl_seeds: int = 2
-    """Seeds of each RL / DPO cell (the first ones of the run's seeds): an RL cell costs ~10 min on a CPU,
-    a best-of-n cell seconds."""
+    """Seeds of each RL / DPO cell (the first ones of the run's seeds): a GRPO cell took 45 min on a 2-core CPU
+    (docs/rlhf-full-preset.md), a best-of-n cell seconds."""
 
     @classmethod
     def quick(cls) -> "RlhfOverConfig":
@@ -132,9 +132,10 @@ class RlhfOverConfig(BaseConfig):
                                   f"{', '.join(RL_OPTIMIZERS)}")
         if any(b <= 0 for b in self.rl_betas) or self.rl_batch % self.rl_generations or self.rl_steps < 1 \
                 or self.rl_seeds < 1:
-            raise ConfigError("rlhf-overoptimization: rl_betas must be > 0, rl_steps >= 1 and rl_batch a multiple "
-                              f"of rl_generations (got {self.rl_betas}, {self.rl_steps}, {self.rl_batch}, "
-                              f"{self.rl_generations})")
+            raise ConfigError("rlhf-overoptimization: rl_betas must be > 0, rl_steps and rl_seeds >= 1 and rl_batch "
+                              f"a multiple of rl_generations (got rl_betas={self.rl_betas}, rl_steps={self.rl_steps}, "
+                              f"rl_seeds={self.rl_seeds}, rl_batch={self.rl_batch}, "
+                              f"rl_generations={self.rl_generations})")
         for e in self.ensembles:
             size, _, agg = e.partition(":")
             if not size.isdigit() or int(size) < 1 or agg not in rm.AGGREGATES:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,8 +48,6 @@ def load_pool(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_pool(params: dict[str, Any], folder: Path) -> None:
-    import time
-
     from alignlab.lm.models import ModelSpec, load
 
     started = time.time()
@@ -85,15 +85,10 @@ class _Progress:
     """A line on stderr at most every 30 s while the pool samples (it runs inside a cell, under the CLI's bar)."""
 
     def __init__(self, what: str, every: float = 30.0):
-        import time
-
         self.what, self.every, self.started = what, every, time.time()
         self.last = self.started
 
     def __call__(self, done: int, total: int) -> None:
-        import sys
-        import time
-
         now = time.time()
         if now - self.last < self.every and done < total:
             return
