@@ -1,4 +1,4 @@
-"""AgentDojo with and without the guard, full preset (issue 6, agent controls; Debenedetti et al. 2024,
+"""AgentDojo with and without the guard, full preset (agent controls; Debenedetti et al. 2024,
 arXiv:2406.13352).
 
 Runs `alignlab run agent-controls` (default preset: workspace, travel, banking and slack, each with no guard,

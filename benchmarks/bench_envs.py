@@ -1,5 +1,5 @@
-"""Environment stepping throughput of the AI Safety Gridworlds suite (issue: specification
-gaming suite), random actions, one process.
+"""Environment stepping throughput of the AI Safety Gridworlds suite (Leike et
+al. 2017, arXiv:1711.09883), random actions, one process.
 
 Targets: batched stepping of the boat race and of a 9-wide navigation gridworld
 (distributional shift, 7x9) at 8,192 copies >= 5 million env steps/s and >= 3x gymnax's
@@ -27,7 +27,8 @@ import alignlab.envs  # noqa: E402,F401  (registers the environments)
 from _util import figure  # noqa: E402
 from anchors import gymnax_anchor, minigrid_anchor  # noqa: E402
 
-# Published anchors on this kind of machine (../shared/reference/ai-safety-gridworlds.md).
+# Fallback anchors, measured earlier on this kind of machine (gymnax FourRooms, 1,024 copies, JAX on
+# CPU; MiniGrid 3.2.0 Empty-8x8, one env; random actions, one process): used when the anchor packages are missing.
 GYMNAX_FOURROOMS_1024 = 1.6e6
 MINIGRID_EMPTY_8X8 = 4600.0
 BATCHED_TARGET = 5e6

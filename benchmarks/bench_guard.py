@@ -1,4 +1,4 @@
-"""Guard overhead (issue 6, agent controls): mean added latency per guarded tool call.
+"""Guard overhead (agent controls): mean added latency per guarded tool call.
 
 Target: under 1 ms for a pure-policy decision (schema, deny rules, protected paths,
 budgets, loop window, information flow, allow/ask, audit record in memory), measured as

@@ -1,11 +1,12 @@
-"""Times the rlhf-overoptimization experiment (issue: RLHF) and prints its headline figures.
+"""Times the rlhf-overoptimization experiment (Gao, Schulman, Hilton 2022, arXiv:2210.10760) and prints its headline
+figures.
 
 Target: `alignlab run rlhf-overoptimization --quick` under 5 minutes with a cold sample pool (a fresh pool cache;
 the converted model is reused). `--full` then runs the full preset (the experiment's default config) in two
 stages into one runs folder, `--runs-dir` (kept, so `alignlab --runs-dir DIR report` renders it afterwards):
 best-of-n (5 seeds, every remedy; the pool sampled in-process with `--threads` torch threads), then the RL and
 DPO cells (`rl_seeds` seeds each, two workers of one thread). It prints the wall time of each stage and the
-figures the issue asks for: the reward model's held-out accuracy, the baseline's gold peak and fall with 95%
+headline figures: the reward model's held-out accuracy, the baseline's gold peak and fall with 95%
 intervals, the remedies' gold peaks, and each RL / DPO cell's fit and seconds per step. Hours on a 2-core CPU.
 
 Run: .venv/bin/python benchmarks/bench_rlhf.py [--full --runs-dir DIR [--threads 2] [--set KEY=VALUE ...]]
@@ -44,7 +45,7 @@ def stage(label: str, args: list[str], runs_dir: str, env: dict[str, str]) -> fl
 
 
 def headline(runs_dir: str) -> None:
-    """The issue's figures from the stored records (the experiment's own tables, abridged)."""
+    """The headline figures from the stored records (the experiment's own tables, abridged)."""
     from alignlab.core import registry
     from alignlab.core.store import Store
 

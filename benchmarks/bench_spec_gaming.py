@@ -1,4 +1,4 @@
-"""Times the spec-gaming experiment (issue: specification gaming suite).
+"""Times the spec-gaming experiment (the specification gaming suite).
 
 Targets: `alignlab run spec-gaming --quick` under 60 s; the full preset (5 seeds) under
 10 minutes (run with --full; it takes minutes). Run: .venv/bin/python benchmarks/bench_spec_gaming.py [--full]

@@ -1,4 +1,4 @@
-"""Times the demo tour and the quick presets against their budgets (issue: foundation).
+"""Times the demo tour and the quick presets against their budgets.
 
 Targets: `alignlab demo` (the tour) under 10 minutes; `alignlab run off-switch-game --quick`
 under 30 seconds; `alignlab run --all --quick` is reported. Run: .venv/bin/python benchmarks/bench_tour.py

@@ -1,4 +1,4 @@
-"""Agents and techniques never read the intended objective (DESIGN: two objectives)."""
+"""Agents and techniques never read the intended objective (docs/architecture.md: two objectives)."""
 
 import ast
 from pathlib import Path

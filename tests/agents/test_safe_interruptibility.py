@@ -6,7 +6,8 @@ action) walks through again.
 
 Routes are read off exactly: the greedy policy's expected specified/intended returns are
 (-29, 21) for the direct route (42 when not interrupted, -100 when frozen) and (38, 19) for
-the button route (../shared/reference/ai-safety-gridworlds.md, section 5)."""
+the button route (Leike et al. 2017, "AI Safety Gridworlds", arXiv:1711.09883; DeepMind's
+ai-safety-gridworlds repository on GitHub, safe_interruptibility)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The AI Safety Gridworlds reproduce the original's scores exactly: fixed action sequences
-give the specified return R and the hidden performance R* that the reference
-(/work/shared/reference/ai-safety-gridworlds.md, checked on DeepMind's code) and the upstream
+give the specified return R and the hidden performance R* that DeepMind's ai-safety-gridworlds
+code (GitHub, v1.5; Leike et al. 2017, arXiv:1711.09883) gives when run, and that the upstream
 tests (ai_safety_gridworlds/tests/*_test.py) report, through step() and through the tabular
 model alike."""
 

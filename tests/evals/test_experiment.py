@@ -9,6 +9,7 @@ import pytest
 from alignlab.core import registry, runner
 from alignlab.core.errors import ConfigError
 from alignlab.core.store import Store
+from alignlab.evals.core import Eval
 from alignlab.reports import html
 
 pytest.importorskip("transformers")
@@ -53,10 +54,52 @@ def test_pooled_comparison_counts_each_item_once(tmp_path):
 
 
 def test_config_is_validated():
+    from alignlab.experiments.behavioural_evals import registered_evals
+
     cls = registry.get("experiment", "behavioural-evals")
-    with pytest.raises(ConfigError, match="unknown eval"):
+    with pytest.raises(ConfigError, match="unknown eval") as err:
         cls.Config(evals=("no-such-eval-v0",))
+    assert f"valid: {', '.join(registry.names('eval'))}" in str(err.value)
     with pytest.raises(ConfigError, match="limit"):
         cls.Config(limit=0)
-    assert [c["eval"] for c in cls(cls.Config.quick()).cells()][0] == "sycophancy-answer-v0"
+    assert registered_evals() == tuple(registry.names("eval"))
+    assert cls.Config().evals == cls.Config.quick().evals == registered_evals()
+    assert [c["eval"] for c in cls(cls.Config.quick()).cells()] == list(registered_evals())
+    assert [c["eval"] for c in cls(cls.smoke_config()).cells()][0] == "sycophancy-answer-v0"
     assert json.dumps(cls(cls.Config.quick()).cells())
+
+
+def test_cell_params_are_unchanged():
+    """Stored results stay valid: a cell's parameters (so its hash) are as they were."""
+    cls = registry.get("experiment", "behavioural-evals")
+    cells = cls(cls.Config(evals=("framing-v0",), judge="embedded")).cells()
+    assert cells == [{"eval": "framing-v0", "model": "embedded", "limit": 120, "eval_preset": "default",
+                      "dtype": "float32", "judge": "embedded"}]
+
+
+class _DummyEval(Eval):
+    title = "Test-only eval"
+    summary = "Registered by a test to show that an eval joins behavioural-evals by registering alone."
+    source = "tests/evals/test_experiment.py"
+
+
+@pytest.fixture
+def dummy_eval():
+    """`_DummyEval` registered under a test-only name for one test, then removed."""
+    name = "test-behavioural-evals-dummy-v0"
+    registry.register("eval", name)(_DummyEval)
+    try:
+        yield name
+    finally:
+        registry._REGISTRY["eval"].pop(name, None)
+
+
+def test_a_registered_eval_joins_the_experiment(dummy_eval):
+    from alignlab.experiments.behavioural_evals import registered_evals
+
+    cls = registry.get("experiment", "behavioural-evals")
+    assert dummy_eval in registered_evals()
+    assert dummy_eval in cls.Config().evals and dummy_eval in cls.Config.quick().evals
+    assert [c["eval"] for c in cls(cls.Config(evals=(dummy_eval,))).cells()] == [dummy_eval]
+    with pytest.raises(ConfigError, match=dummy_eval):  # the message lists it among the valid names
+        cls.Config(evals=("no-such-eval-v0",))

@@ -9,15 +9,16 @@ import pytest
 
 from alignlab.core.errors import ConfigError
 from alignlab.experiments import rlhf_overoptimization as exp_mod
+from alignlab.experiments.gao_fits import fit_gao
 from alignlab.lm.testing import cached_tiny_llama
 
 
 def test_gao_fits_recover_coefficients():
     d = np.linspace(0.1, 3, 30)
-    fit = exp_mod.fit_gao(d, d * (0.8 - 0.2 * d))
+    fit = fit_gao(d, d * (0.8 - 0.2 * d))
     assert fit["alpha"] == pytest.approx(0.8) and fit["beta"] == pytest.approx(0.2) and fit["r2"] == pytest.approx(1)
     assert fit["d_peak"] == pytest.approx(2.0)
-    rl = exp_mod.fit_gao(d, d * (0.5 - 0.3 * np.log(d)), form="rl")
+    rl = fit_gao(d, d * (0.5 - 0.3 * np.log(d)), form="rl")
     assert rl["alpha"] == pytest.approx(0.5) and rl["beta"] == pytest.approx(0.3)
     assert rl["d_peak"] == pytest.approx(np.exp(0.5 / 0.3 - 1))
 

@@ -14,6 +14,7 @@ pytest.importorskip("trl")
 from alignlab.core.record import RunRecord  # noqa: E402
 from alignlab.experiments import rlhf_overoptimization as exp_mod  # noqa: E402
 from alignlab.experiments import rlhf_rl  # noqa: E402
+from alignlab.experiments.gao_fits import fit_gao  # noqa: E402
 from alignlab.lm.testing import cached_tiny_llama  # noqa: E402
 from alignlab.rewards import reward_models as rm  # noqa: E402
 
@@ -29,10 +30,10 @@ def tiny_config(model: str, **kw):
 def test_rl_fit_recovers_coefficients_with_noise():
     d = np.linspace(0.05, 4, 40)
     y = d * (0.6 - 0.25 * np.log(d))
-    fit = exp_mod.fit_gao(np.r_[0.0, d], np.r_[0.0, y], form="rl")  # d = 0 (the initial policy) is allowed
+    fit = fit_gao(np.r_[0.0, d], np.r_[0.0, y], form="rl")  # d = 0 (the initial policy) is allowed
     assert fit["alpha"] == pytest.approx(0.6) and fit["beta"] == pytest.approx(0.25)
     assert fit["d_peak"] == pytest.approx(math.exp(0.6 / 0.25 - 1)) and fit["r2"] == pytest.approx(1)
-    noisy = exp_mod.fit_gao(d, y + np.random.default_rng(0).normal(0, 0.01, d.size), form="rl")
+    noisy = fit_gao(d, y + np.random.default_rng(0).normal(0, 0.01, d.size), form="rl")
     assert noisy["alpha"] == pytest.approx(0.6, abs=0.03) and noisy["beta"] == pytest.approx(0.25, abs=0.02)
     assert 0.9 < noisy["r2"] < 1
 

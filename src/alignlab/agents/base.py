@@ -1,5 +1,5 @@
 """The agent contract: an optimizer trained on a Gymnasium environment's specified reward
-only, acting greedily afterwards (Gymnasium's Env API; the two-objective rule of DESIGN.md).
+only, acting greedily afterwards (Gymnasium's Env API; the two-objective rule of docs/architecture.md).
 
 Every agent is registered with `@register("agent", "<name>-v0")`, configured by a frozen
 `BaseConfig` dataclass whose fields carry docstrings, and names ONE field as its
@@ -60,6 +60,13 @@ class Agent:
         return cls(cls.config_cls.quick(), **overrides)
 
     @classmethod
+    def smoke_config(cls) -> BaseConfig:
+        """The config of the contract test's training run on a six-state chain (default: the
+        quick preset). Override where the quick preset takes more than about a second there,
+        with a smaller budget that still learns the chain (tests/agents/test_contract.py)."""
+        return cls.config_cls.quick()
+
+    @classmethod
     def with_pressure(cls, value: Any, config: BaseConfig | None = None) -> "Agent":
         """An agent whose pressure knob is set to `value` (other fields from `config`)."""
         return cls(config, **{cls.pressure_key: value})
@@ -94,9 +101,25 @@ class Agent:
             raise ValueError("tabular_policy needs a model with an observation table (model.obs)")
         return np.asarray(self.act_batch(model.obs, np.zeros(model.n_states, dtype=np.int64)), dtype=np.int64)
 
+    def action_values(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """[N, A]: the trained agent's estimate of each action's specified value, for a batch of
+        observations at steps t (what a quantilizer ranks actions by). Agents without action values
+        raise NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} has no action values")
+
     def _check_trained(self) -> None:
         if not self.trained:
             raise RuntimeError(f"{type(self).__name__}: call train(env, seed) before acting")
+
+
+def tabular_model(env: gym.Env) -> TabularModel | None:
+    """The environment's tabular model, looked up through wrappers, so a reward-shaping wrapper
+    (a `reward` technique) supplies its model with the shaped specified reward; None if it has none."""
+    try:
+        tabular = env.get_wrapper_attr("tabular")
+    except AttributeError:
+        return None
+    return tabular() if callable(tabular) else None
 
 
 def discrete_actions(env: gym.Env) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from alignlab.agents.base import Agent, discrete_actions
+from alignlab.agents.base import Agent, discrete_actions, tabular_model
 from alignlab.agents.q_learning import EpsilonGreedyTDConfig
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
@@ -83,8 +83,7 @@ class _OneHot:
 
 def _copies(env: gym.Env, n: int) -> gym.vector.VectorEnv:
     """`n` copies of `env` as a vector env with next-step autoreset."""
-    tabular = getattr(env.unwrapped, "tabular", None)
-    model = tabular() if callable(tabular) else None
+    model = tabular_model(env)  # through wrappers: a reward technique's shaped model
     if model is not None and model.obs is not None:
         return TabularVectorEnv(model, n, env.observation_space, env.action_space)
     return gym.vector.SyncVectorEnv([(lambda e=copy.deepcopy(env): e) for _ in range(n)],
@@ -109,6 +108,10 @@ class LinearQAgent(Agent):
 
     def _q(self, idx: np.ndarray) -> np.ndarray:
         return self.weights[:, idx].sum(-1).T  # [N, A]
+
+    def action_values(self, obs: np.ndarray, t: Any = None) -> np.ndarray:
+        self._check_trained()
+        return self._q(self._features(np.asarray(obs)))
 
     def train(self, env: gym.Env, seed: int) -> "LinearQAgent":
         c = self.config

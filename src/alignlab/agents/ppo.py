@@ -104,6 +104,12 @@ class PPOAgent(Agent):
     pressure_key = "total_timesteps"
     config: PPOConfig
 
+    @classmethod
+    def smoke_config(cls) -> PPOConfig:
+        """2,048 steps (the quick preset takes 5,000): enough to learn the contract test's chain
+        in about a second."""
+        return PPOConfig(total_timesteps=2048)
+
     def train(self, env: gym.Env, seed: int) -> "PPOAgent":
         import torch  # imported here: torch and stable-baselines3 load in about a second
         from stable_baselines3 import PPO

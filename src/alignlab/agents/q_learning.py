@@ -185,6 +185,10 @@ class TabularTDAgent(Agent):
         row = self.q.get(self._key(obs))
         return np.array(row if row is not None else [self.config.initial_q] * self._n_actions)
 
+    def action_values(self, obs: np.ndarray, t: Any = None) -> np.ndarray:
+        self._check_trained()
+        return np.stack([self.q_values(o) for o in obs]) if len(obs) else np.zeros((0, self._n_actions))
+
     def act(self, obs: Any, t: int | None = None) -> int:
         self._check_trained()
         row = self.q.get(self._key(obs))

@@ -29,12 +29,12 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from alignlab.agents.base import Agent, discrete_actions
+from alignlab.agents.base import Agent, discrete_actions, tabular_model
 from alignlab.core.config import BaseConfig
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.envs.base import TabularModel
-from alignlab.envs.planning import BeliefPolicy, obs_key, plan, state_index
+from alignlab.envs.planning import BeliefPolicy, obs_key, plan, q_values, state_index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class ValueIterationConfig(BaseConfig):
 
 @register("agent", "value-iteration-v0")
 class ValueIterationAgent(Agent):
-    """Plans on `env.unwrapped.tabular()` with its specified reward; acts greedily."""
+    """Plans on the env's tabular model (through wrappers) with its specified reward; acts greedily."""
 
     config_cls = ValueIterationConfig
     pressure_key = "horizon"
@@ -65,7 +65,7 @@ class ValueIterationAgent(Agent):
 
     def train(self, env: gym.Env, seed: int) -> "ValueIterationAgent":
         discrete_actions(env)
-        model = env.unwrapped.tabular()
+        model = tabular_model(env)
         if model is None:
             raise ValueError(f"{env.unwrapped.__class__.__name__} has no tabular model: value iteration needs one")
         if model.obs is None:
@@ -78,6 +78,7 @@ class ValueIterationAgent(Agent):
         self.recurrent = isinstance(self.policy, BeliefPolicy)
         self._states = None if self.recurrent else state_index(model)
         self._t = 0
+        self._q = None
         self._node: int | None = None
         self._last: int | None = None
         self._batch_node = np.zeros(0, dtype=np.int64)
@@ -140,6 +141,19 @@ class ValueIterationAgent(Agent):
             self._batch_node[i], self._batch_last[i] = node, out[i]
         self._batch_node[t < 0] = -1
         return out
+
+    def action_values(self, obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Whole-episode optimal Q_t(s, a) of the specified reward (the planner's own horizon aside);
+        only where observations identify the states."""
+        self._check_trained()
+        if self.recurrent:
+            raise NotImplementedError("value iteration plans on beliefs here (observations do not identify "
+                                      "states): no per-observation action values")
+        if getattr(self, "_q", None) is None:
+            self._q = q_values(self.model, self.model.specified, self.config.discount)
+        t = np.broadcast_to(np.asarray(t, dtype=np.int64), (len(obs),))
+        states = np.fromiter((self._state(o) for o in obs), dtype=np.int64, count=len(obs))
+        return self._q[np.minimum(t, self.model.horizon - 1), states]
 
     def tabular_policy(self, model: TabularModel | None = None) -> np.ndarray | BeliefPolicy:
         """The planned policy on the model it trained on: a time-dependent state policy

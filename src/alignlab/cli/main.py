@@ -162,7 +162,7 @@ def run(ctx: click.Context, names: tuple[str, ...], all_: bool, quick: bool, see
     for name in targets:
         cls = registry.get("experiment", name)
         config = apply_overrides(cls.Config.quick() if quick else cls.Config(), list(sets), owner=name)
-        cls(config).cells()  # the grid itself can name unknown components (e.g. --set envs=...)
+        cls(config).grid()  # the grid itself can name unknown components (e.g. --set envs=...)
     failed = 0
     for name in targets:
         failed += run_one(name, _runs_dir(ctx), quick, seeds, workers, backend, address, sets, fresh).failed

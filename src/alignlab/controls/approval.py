@@ -2,8 +2,8 @@
 
 A receipt binds the sha256 of the canonical call and the policy version, is MAC-ed with a
 key only the guard holds, expires, and is consumed at execution; any mismatch fails closed.
-This answers the request seen in guard-layer issue trackers (OpenAI Agents SDK, NeMo
-Guardrails, Invariant; shared/reference/oversight-and-controls.md) for approvals bound to
+This answers the request seen in the public issue trackers of guard layers (OpenAI Agents
+SDK, NeMo Guardrails, Invariant) for approvals bound to
 the exact arguments, and MCP's "a human should be able to deny tool calls".
 """
 

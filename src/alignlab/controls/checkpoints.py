@@ -5,7 +5,8 @@ modes, modification times, symlink targets, and which paths did not exist yet), 
 atomically under the guard's state folder, outside the agent's reach. Rolling back to
 checkpoint k replays checkpoints n, n-1, ..., k in reverse, so the workspace returns
 byte-for-byte to its state just before mutation k. This is the undo/rollback that guard
-users ask for (shared/reference/oversight-and-controls.md), in the spirit of
+users ask for (public issue trackers of NeMo Guardrails, the OpenAI Agents SDK and
+Invariant), in the spirit of
 copy-on-write snapshots as in git's object store.
 """
 

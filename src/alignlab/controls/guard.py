@@ -1,6 +1,7 @@
 """The guard: every tool call passes `check` (a fixed decision pipeline) and then `execute`.
 
-Pipeline, in order (issue 6; shared/reference/oversight-and-controls.md): argument-schema
+Pipeline, in order (after what users ask of guard layers in the public issue trackers of NeMo
+Guardrails, the OpenAI Agents SDK and Invariant, and MCP's tool annotations): argument-schema
 validation -> deny rules and protected paths (final) -> budgets and loop detection ->
 information flow (taint into destructive/open-world/sink tools) -> ask rules and destructive
 tools -> approver (a signed receipt binding the call's sha256 and the policy version) ->

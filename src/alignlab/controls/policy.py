@@ -1,9 +1,9 @@
 """Guard policy files (TOML, or YAML when PyYAML is installed): parsing and strict validation.
 
 Sources for the vocabulary: MCP tool annotations (read-only, destructive, idempotent,
-open-world hints; modelcontextprotocol.io spec 2025-03-26), and the guard requirements in
-shared/reference/oversight-and-controls.md (deny rules, budgets, loop detection,
-information-flow labels, approval, escalation). Every error names what is wrong and
+open-world hints; modelcontextprotocol.io spec 2025-03-26), and the guard requirements users
+raise in the public issue trackers of NeMo Guardrails, the OpenAI Agents SDK and Invariant
+(deny rules, budgets, loop detection, information-flow labels, approval, escalation). Every error names what is wrong and
 what is valid, in one message, before anything runs.
 """
 

@@ -116,11 +116,30 @@ def _parse_scalar(text: str, tp: Any) -> Any:
     raise ValueError
 
 
+def split_top(text: str, sep: str = ",") -> list[str]:
+    """Split on `sep` outside parentheses (so `a(x=1, y=2),b` is two items); ValueError if unbalanced."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            raise ValueError(f"unbalanced ')' in {text!r}")
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth != 0:
+        raise ValueError(f"unbalanced '(' in {text!r}")
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
 def parse_value(text: str, tp: Any) -> Any:
-    """Parse a `--set` value as the field's type; raise ValueError if it does not fit."""
+    """Parse a `--set` value as the field's type; raise ValueError if it does not fit. A list
+    splits on commas outside parentheses, so items may be technique specs such as `quantilizer(q=0.1)`."""
     if get_origin(tp) is tuple:
         (elem, *rest) = get_args(tp)
-        parts = [p.strip() for p in text.split(",") if p.strip()]
+        parts = [p for p in split_top(text) if p]
         if not parts:
             raise ValueError
         return tuple(_parse_scalar(p, elem) for p in parts)

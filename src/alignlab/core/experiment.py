@@ -3,12 +3,29 @@ and what its report section shows. One file per experiment under experiments/.""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
 from alignlab.core.config import BaseConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.section import Figure, Table
+from alignlab.core.technique import Technique, check_specs, make_technique
+
+TECHNIQUE_KEY = "technique"
+"""The cell parameter that names a technique's canonical spec (absent in baseline cells)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(BaseConfig):
+    """Base of experiment configs: every experiment has a `techniques` grid axis."""
+
+    techniques: tuple[str, ...] = ()
+    """Techniques to compare with the baseline, each run on every compatible cell with the baseline's seeds (paired): NAME or NAME(key=value, ...), e.g. quantilizer(q=0.1); see `alignlab list technique`."""
+
+    def __post_init__(self) -> None:
+        for spec in self.techniques:
+            make_technique(spec)  # a ConfigError names what is wrong
 
 
 class Experiment:
@@ -34,13 +51,23 @@ class Experiment:
     """What the intended (true) objective is in this experiment."""
     tour: ClassVar[bool] = False
     """Part of `alignlab demo`'s tour (in its quick preset)."""
-    Config: ClassVar[type[BaseConfig]] = BaseConfig
+    slots: ClassVar[tuple[str, ...]] = ()
+    """The technique slots this experiment exposes (see alignlab.core.technique.SLOTS)."""
+    failure_mode: ClassVar[str] = ""
+    """The failure mode this experiment measures: its column in the technique matrix."""
+    benefit_label: ClassVar[str] = "intended objective"
+    """What the with/without comparison's benefit measures (see `outcome`)."""
+    capability_label: ClassVar[str] = "specified objective"
+    """What the alignment tax measures (see `outcome`)."""
+    Config: ClassVar[type[BaseConfig]] = ExperimentConfig
     default_seeds: ClassVar[int] = 3
     quick_seeds: ClassVar[int] = 2
     registered_name: ClassVar[str] = ""
 
     def __init__(self, config: BaseConfig | None = None):
         self.config = config if config is not None else self.Config()
+        self._techniques = check_specs(getattr(self.config, "techniques", ()), self.slots,
+                                       f"experiment {self.registered_name or type(self).__name__}")
 
     @classmethod
     def smoke_config(cls) -> BaseConfig:
@@ -58,6 +85,39 @@ class Experiment:
         """The configurations to run, each a complete JSON-serialisable parameter dict:
         everything `run_cell` reads, so its hash identifies the cell's result."""
         raise NotImplementedError
+
+    def grid(self) -> list[dict[str, Any]]:
+        """`cells()` (the baselines) plus, for each configured technique, every baseline cell it
+        supports with the technique's canonical spec under TECHNIQUE_KEY. Baseline cells keep their
+        parameters, so a technique cell and its baseline share everything else, seeds included."""
+        base = self.cells()
+        out = list(base)
+        for tech in self._techniques:
+            for params in base:
+                if self.technique_supports(tech, params) is None:
+                    out.append({**params, TECHNIQUE_KEY: tech.spec})
+        return out
+
+    def technique_supports(self, tech: Technique, params: dict[str, Any]) -> str | None:
+        """None if `tech` applies to the baseline cell `params`, else why not. The default asks the
+        technique; experiments add their own conditions (a slot some cells lack)."""
+        return tech.supports(dict(params))
+
+    @staticmethod
+    def technique(params: dict[str, Any], slot: str | None = None) -> Technique | None:
+        """The technique of a cell (None for a baseline cell, or when it acts on another slot)."""
+        spec = params.get(TECHNIQUE_KEY)
+        if not spec:
+            return None
+        tech = make_technique(spec)
+        return tech if slot is None or tech.slot == slot else None
+
+    def outcome(self, record: RunRecord) -> dict[str, float]:
+        """The two numbers a with/without comparison pairs, in units comparable across this
+        experiment's cells: `intended` (the benefit is its change) and `capability` (the alignment
+        tax is its loss). Default: the reserved metrics `intended` and `specified`."""
+        m = record.metrics
+        return {"intended": m.get("intended", float("nan")), "capability": m.get("specified", float("nan"))}
 
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
         """Run one configuration with one seed; write artifacts under `workdir`."""

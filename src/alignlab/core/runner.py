@@ -65,7 +65,7 @@ def plan(experiment: Any, seeds: int) -> list[tuple[dict[str, Any], str, int]]:
     """[(params, config hash, seed)] for the whole grid, in a stable order."""
     out = []
     seen = set()
-    for params in experiment.cells():
+    for params in experiment.grid():
         h = cell_hash(experiment.name, params)
         if h in seen:
             continue
@@ -116,7 +116,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def _init_worker(threads: int) -> None:
     # One BLAS / torch thread per worker: on a shared 2-core box oversubscription is the
-    # main cause of slow sweeps (see ../shared/reference/language-models.md).
+    # main cause of slow sweeps (see docs/benchmarks.md).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()

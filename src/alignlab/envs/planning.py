@@ -402,3 +402,10 @@ def tie_range(model: TabularModel, reward: np.ndarray, other: np.ndarray, lookah
         sec = _receding(backup, r1, n, H, lookahead, None, r2, minimize)[2]
         out.append(float(sum(p * sec[0, x] for p, x in start)))
     return out[0], out[1]
+
+
+def q_values(model: TabularModel, reward: np.ndarray, discount: float = 1.0) -> np.ndarray:
+    """Optimal action values [H, S, A] of the whole episode under `reward`: Q_t(s, a) with H - t steps to go."""
+    values, _ = solve(model, reward, None, discount)
+    return np.stack([_q_values(model, _check_reward(model, reward), values[t + 1], discount)
+                     for t in range(model.horizon)])

@@ -1,6 +1,6 @@
 """The evaluation side of an agent: its specified and intended returns, by rollouts on a
 single or a native vector environment and exactly on a tabular model (the two-objective
-rule of DESIGN.md; after Leike et al. 2017, "AI Safety Gridworlds", arXiv:1711.09883,
+rule of docs/architecture.md; after Leike et al. 2017, "AI Safety Gridworlds", arXiv:1711.09883,
 who score every agent on both the reward R and the hidden performance R*).
 
 Rollouts read the intended objective only through `alignlab.envs.evaluation`. The exact

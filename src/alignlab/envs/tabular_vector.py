@@ -1,12 +1,16 @@
 """A native batched vector environment for any environment with a tabular model.
 
-Gymnasium's VectorEnv API (next-step autoreset, its default), stepped by table lookups in
+Gymnasium's VectorEnv API (next-step autoreset, its default), stepped by flat table lookups in
 NumPy over all copies at once: no Python loop over copies. We write it ourselves because
 Gymnasium's own vector envs (Sync/Async) loop over copies in Python, and gymnax needs JAX.
+`vector_class(env_cls)` makes the native vector env class of a `FiniteEnv` subclass: its
+tabular model plus the per-step info the single env reports (e.g. safe interruptibility's
+`executed_action` and `interrupted`), as Gymnasium vector infos (value array + `_key` mask).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -21,13 +25,14 @@ class TabularVectorEnv(VectorEnv):
     """`num_envs` copies of a tabular environment stepped together.
 
     The specified reward comes back from `step()`; the intended reward of the last step is
-    kept in `_intended_last` for `alignlab.envs.evaluation.intended_rewards`.
+    kept in `_intended_last` for `alignlab.envs.evaluation.intended_rewards`. `info` maps a key
+    to (values [S, A, K], present [S, A, K]): what a step reports in its vector info.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, model: TabularModel, num_envs: int, single_observation_space: gym.Space,
-                 single_action_space: gym.Space):
+                 single_action_space: gym.Space, info: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
         if model.obs is None:
             raise ValueError("TabularVectorEnv needs a model with an observation table (model.obs)")
         self.model = model
@@ -36,9 +41,18 @@ class TabularVectorEnv(VectorEnv):
         self.single_action_space = single_action_space
         self.observation_space = batch_space(single_observation_space, num_envs)
         self.action_space = batch_space(single_action_space, num_envs)
-        self._deterministic = model.next_state.shape[2] == 1
+        S, A, K = model.next_state.shape
+        self._A, self._K = A, K
+        self._deterministic = K == 1
         self._cum = np.cumsum(model.prob, axis=-1)
         self._initial_cum = np.cumsum(model.initial)
+        # Flat, contiguous tables: index s * A + a (times K for the successor slot).
+        self._next_flat = np.ascontiguousarray(model.next_state.reshape(S * A, K))
+        self._spec_flat = np.ascontiguousarray(model.specified.reshape(S * A, K))
+        self._int_flat = np.ascontiguousarray(model.intended.reshape(S * A, K))
+        self._cum_flat = np.ascontiguousarray(self._cum.reshape(S * A, K))
+        self._obs_flat = np.ascontiguousarray(model.obs)
+        self._info_flat = {name: (v.reshape(S * A, K), p.reshape(S * A, K)) for name, (v, p) in (info or {}).items()}
         self._state = np.zeros(num_envs, dtype=np.int64)
         self._t = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
@@ -61,28 +75,71 @@ class TabularVectorEnv(VectorEnv):
         return self.model.obs[self._state], {}
 
     def step(self, actions):
-        m = self.model
         a = np.asarray(actions, dtype=np.int64)
-        s = self._state
+        idx = self._state * self._A + a
         if self._deterministic:
-            k = np.zeros(self.num_envs, dtype=np.int64)
+            k = 0
         else:
             u = self._np_random.random(self.num_envs)
-            k = (u[:, None] >= self._cum[s, a]).sum(axis=1).clip(0, m.next_state.shape[2] - 1)
-        nxt = m.next_state[s, a, k]
-        reward = m.specified[s, a, k].astype(np.float64)
-        intended = m.intended[s, a, k].astype(np.float64)
+            k = (u[:, None] >= self._cum_flat[idx]).sum(axis=1)
+            np.minimum(k, self._K - 1, out=k)
+        nxt = self._next_flat[idx, k]
+        reward = self._spec_flat[idx, k]
+        intended = self._int_flat[idx, k]
         t = self._t + 1
-        # Copies that ended on the previous step restart now (next-step autoreset).
         resetting = self._needs_reset
-        if resetting.any():
+        any_reset = bool(resetting.any())
+        if any_reset:  # copies that ended on the previous step restart now (next-step autoreset)
             nxt = np.where(resetting, self._sample_initial(self.num_envs), nxt)
-            reward[resetting] = 0.0
-            intended[resetting] = 0.0
+            reward = np.where(resetting, 0.0, reward)
+            intended = np.where(resetting, 0.0, intended)
             t[resetting] = 0
-        terminated = m.terminal[nxt] & ~resetting
-        truncated = (t >= m.horizon) & ~terminated & ~resetting
+            terminated = self.model.terminal[nxt] & ~resetting
+            truncated = (t >= self.model.horizon) & ~terminated & ~resetting
+        else:
+            terminated = self.model.terminal[nxt]
+            truncated = (t >= self.model.horizon) & ~terminated
         self._state, self._t = nxt, t
         self._needs_reset = terminated | truncated
         self._intended_last = intended
-        return m.obs[nxt], reward, terminated, truncated, {}
+        info: dict[str, Any] = {}
+        for name, (values, present) in self._info_flat.items():
+            mask = present[idx, k]
+            info[name] = values[idx, k]
+            info["_" + name] = mask & ~resetting if any_reset else mask
+        return self._obs_flat[nxt], reward, terminated, truncated, info
+
+
+class FiniteVectorEnv(TabularVectorEnv):
+    """`num_envs` copies of `env_cls(**kwargs)` (a `FiniteEnv`) stepped together through its
+    tabular model. Built with `vector_class(env_cls)`; `gymnasium.make_vec(id, num_envs,
+    vectorization_mode="vector_entry_point")` calls it with the registered kwargs and the spec's
+    `max_episode_steps`: the copies truncate at the smaller of it and the env's horizon, as the
+    single env does under its TimeLimit wrapper."""
+
+    env_cls: type | None = None
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None,
+                 render_mode: str | None = None, **kwargs: Any):
+        if self.env_cls is None:
+            raise TypeError("use vector_class(env_cls) to make a vector env class for an environment")
+        env = self.env_cls(**kwargs)
+        tab = env._tabulated()
+        if tab is None:
+            raise ValueError(f"{self.env_cls.__name__}{kwargs} has no tabular model; use its dedicated vector env")
+        model = tab.model
+        if max_episode_steps is not None and int(max_episode_steps) < model.horizon:
+            model = dataclasses.replace(model, horizon=int(max_episode_steps))
+        super().__init__(model, num_envs, env.observation_space, env.action_space, info=tab.info)
+        self.render_mode = render_mode
+        self.metadata = dict(self.metadata, render_modes=[])
+
+
+def vector_class(env_cls: type) -> type:
+    """The native vector env class of a `FiniteEnv` subclass with a tabular model."""
+    name = env_cls.__name__.removesuffix("Env") + "VectorEnv"
+    return type(name, (FiniteVectorEnv,), {
+        "env_cls": env_cls,
+        "__module__": env_cls.__module__,
+        "__doc__": f"Native batched vector version of {env_cls.__name__} (table lookups over all copies).",
+    })

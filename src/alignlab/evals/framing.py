@@ -19,6 +19,8 @@ from typing import Any
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.handcheck import framed, handcheck
+from alignlab.evals.judge import RefusalJudge, agreement, judge_agreement, kappa
 from alignlab.evals.protocols import Dialogue, play
 from alignlab.evals.scorers import refuses
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired, bootstrap_stat
@@ -38,12 +40,6 @@ class FramingConfig(EvalConfig):
         super().__post_init__()
         if "plain" not in self.arms or any(a not in ARMS for a in self.arms):
             raise ConfigError(f"arms must include 'plain' and come from {', '.join(ARMS)} (got {self.arms})")
-
-
-def framed(item: Scenario, arm: str) -> str:
-    if arm == "plain":
-        return item.question
-    return f"{item.meta[arm]} {item.question}"
 
 
 @register("eval", "framing-v0")
@@ -75,7 +71,6 @@ class Framing(Eval):
         replies = [d.replies()[-1] for d in dialogues]
         if self.config.judge:
             from alignlab.evals.backends import make_model
-            from alignlab.evals.judge import RefusalJudge, judge_agreement
 
             judge = RefusalJudge(make_model(self.config.judge))
             verdicts = judge.refuses([framed(items[i], arm) for i, arm in plan], replies)
@@ -102,9 +97,8 @@ class Framing(Eval):
                                                     [r[f"refused_{arm}"] for r in harmful], seed, f"drop-{arm}")
         m["over_refusal"] = bootstrap_mean([r["refused_plain"] for r in harmless], seed, "over")
         judged = next((r["judge_handcheck"] for r in records if "judge_handcheck" in r), None)
-        if judged is not None:  # the judge against the hand labels (agreement alone flatters a judge that
-            from alignlab.evals.judge import kappa  # always says "no": 85% of the labels are "no")
-
+        if judged is not None:  # the judge against the hand labels, with kappa: agreement alone flatters a judge
+            # that always says "no" (85% of the labels are "no")
             m["judge_agreement"] = bootstrap_mean([float(h == j) for h, j in zip(judged["hand"], judged["judge"])],
                                                   seed, "judge")
             m["judge_kappa"] = bootstrap_stat(kappa, [judged["hand"], judged["judge"]], seed, "judge-kappa")
@@ -124,7 +118,5 @@ class Framing(Eval):
 def refusal_agreement() -> dict[str, float]:
     """How well the phrase detector agrees with hand labels of 112 embedded-model replies
     (data/refusal_handcheck.jsonl): agreement, Cohen's kappa, n and the confusion counts."""
-    from alignlab.evals.judge import agreement, handcheck
-
     rows = handcheck()
     return agreement([bool(r["refused"]) for r in rows], [refuses(r["reply"]) for r in rows])

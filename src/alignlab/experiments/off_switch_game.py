@@ -28,7 +28,8 @@ from alignlab.core.seeding import rng
 from alignlab.core.stats import mean_ci
 from alignlab.envs import off_switch as game
 
-# Illustrative values of Delta for a Gaussian belief (../shared/reference/failure-modes.md).
+# Illustrative values of Delta (Hadfield-Menell et al. 2017, "The Off-Switch Game", arXiv:1611.08219,
+# Eq. 1) for a Gaussian belief and a Boltzmann human of temperature beta.
 REFERENCE_POINTS = [  # (mu, sigma, beta, Delta)
     (0.0, 1.0, 0.0, 0.400), (0.0, 1.0, 0.25, 0.365), (0.0, 1.0, 1.0, 0.207), (0.0, 1.0, 4.0, 0.062),
     (0.5, 0.5, 0.0, 0.041), (0.5, 0.5, 0.25, 0.000), (0.5, 0.5, 1.0, -0.136), (0.5, 0.5, 4.0, -0.219),
@@ -202,9 +203,9 @@ class OffSwitchGame(Experiment):
         tables = [Table(
             "Closed form at the reference points",
             ["mu", "sigma", "beta", "reference Delta", "alignlab Delta", "within 0.002"], rows,
-            "Reference: the illustrative table for a Gaussian belief in the off-switch notes "
-            "(../shared/reference/failure-modes.md), given to about 3 decimals (its 0.400 is "
-            "sigma/sqrt(2 pi) = 0.3989).",
+            "Reference: illustrative values of the incentive Delta of Hadfield-Menell et al. 2017 "
+            "(\"The Off-Switch Game\", arXiv:1611.08219, Eq. 1) for a Gaussian belief, given to about "
+            "3 decimals (the 0.400 is sigma/sqrt(2 pi) = 0.3989).",
         )]
         by_scale: dict[float, list[RunRecord]] = defaultdict(list)
         for r in records:

@@ -37,6 +37,7 @@ from alignlab.core.section import Figure, Table, figure_svg, new_figure
 from alignlab.core.seeding import rng
 from alignlab.core.stats import mean_ci
 from alignlab.experiments import rlhf_rl
+from alignlab.experiments.gao_fits import fit_gao
 from alignlab.experiments.rlhf_pool import POOL_KEYS, prepare
 from alignlab.experiments.rlhf_rl import RL_OPTIMIZERS
 from alignlab.lm import best_of_n as bon
@@ -53,7 +54,7 @@ class RlhfOverConfig(BaseConfig):
     """The policy: 'embedded' (SmolLM2-135M-Instruct) or a local model folder."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Dtype for sampling, features and training; auto: bfloat16 where the CPU (or GPU) runs it natively, else
-    float32 (emulated bf16 was 50x slower than fp32 on an AVX2-only CPU). The cells record the resolved one."""
+    float32 (emulated bf16 is far slower; see docs/benchmarks.md). The cells record the resolved one."""
     kinds: tuple[str, ...] = ("capital", "arithmetic")
     """Task families (capital, arithmetic)."""
     train_prompts: int = 96
@@ -89,7 +90,7 @@ class RlhfOverConfig(BaseConfig):
     pool_seed: int = 0
     """Seed of the prompt choice and of the sampled pool (shared by every cell and seed)."""
     optimizers: tuple[str, ...] = ("best-of-n", "grpo", "dpo")
-    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model, ~10-25 s per step on a CPU), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters; rl_betas is its beta)."""
+    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model; step times in docs/benchmarks.md), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters; rl_betas is its beta)."""
     rl_betas: tuple[float, ...] = (0.02, 1.0)
     """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy)."""
     rl_steps: int = 48
@@ -109,8 +110,8 @@ class RlhfOverConfig(BaseConfig):
     rl_eval_prompts: int = 16
     """Test prompts (the first of the test split's) sampled at each RL evaluation."""
     rl_seeds: int = 2
-    """Seeds of each RL / DPO cell (the first ones of the run's seeds): a GRPO cell took 45 min on a 2-core CPU
-    (docs/rlhf-full-preset.md), a best-of-n cell seconds."""
+    """Seeds of each RL / DPO cell (the first ones of the run's seeds; best-of-n cells use every seed): an RL
+    cell costs far more than a best-of-n cell (see docs/benchmarks.md)."""
 
     @classmethod
     def quick(cls) -> "RlhfOverConfig":
@@ -144,26 +145,6 @@ class RlhfOverConfig(BaseConfig):
 
 RL_KEYS = ("rl_steps", "rl_lr", "rl_batch", "rl_generations", "rl_prompts", "rl_eval_every", "rl_eval_samples",
            "rl_eval_prompts")
-
-
-# -- fits ----------------------------------------------------------------------------------
-
-def fit_gao(d: np.ndarray, y: np.ndarray, form: str = "bon") -> dict[str, float]:
-    """Least-squares fit of y = d (alpha - beta d) ('bon') or d (alpha - beta log d) ('rl'); R^2 and the peak."""
-    d, y = np.asarray(d, float), np.asarray(y, float)
-    keep = d > 0
-    second = d * d if form == "bon" else d * np.log(np.where(d > 0, d, 1.0))
-    X = np.stack([d, -second], 1)
-    coef, *_ = np.linalg.lstsq(X[keep], y[keep], rcond=None)
-    pred = X @ coef
-    ss_res = float(((y - pred) ** 2).sum())
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    alpha, beta = float(coef[0]), float(coef[1])
-    if form == "bon":
-        peak = alpha / (2 * beta) if beta > 0 else math.inf
-    else:
-        peak = math.exp(alpha / beta - 1) if beta > 0 else math.inf
-    return {"alpha": alpha, "beta": beta, "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"), "d_peak": peak}
 
 
 def _rl(records: list[RunRecord]) -> list[RunRecord]:

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from alignlab.experiments.gao_fits import fit_gao
 from alignlab.experiments.rlhf_pool import describe
 
 RL_OPTIMIZERS = ("grpo", "rloo", "dpo", "dpo-lora")
@@ -216,7 +217,6 @@ def _result(params: dict[str, Any], prep: dict[str, Any], trainer: Any, evaluato
             steps: int):
     """The cell's metrics and data from the evaluations along training."""
     from alignlab.core.record import CellResult
-    from alignlab.experiments.rlhf_overoptimization import fit_gao
 
     train_log = {int(e["step"]): e for e in trainer.state.log_history if "kl" in e}
     runtime = next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), wall)
@@ -274,7 +274,6 @@ def _mean(rs: list[Any], key: str) -> tuple[np.ndarray, np.ndarray]:
 def tables(records: list[Any]) -> list[Any]:
     from alignlab.core.section import Table
     from alignlab.core.stats import mean_ci
-    from alignlab.experiments.rlhf_overoptimization import fit_gao
 
     groups = _by_config(records)
     if not groups:
@@ -315,7 +314,6 @@ def tables(records: list[Any]) -> list[Any]:
 
 def figures(records: list[Any]) -> list[Any]:
     from alignlab.core.section import Figure, figure_svg, new_figure
-    from alignlab.experiments.rlhf_overoptimization import fit_gao
 
     groups = _by_config(records)
     if not groups:

@@ -19,27 +19,42 @@ from typing import Any
 import numpy as np
 
 from alignlab.core import registry
-from alignlab.core.config import BaseConfig
 from alignlab.core.errors import ConfigError
-from alignlab.core.experiment import Experiment
+from alignlab.core.experiment import Experiment, ExperimentConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.registry import register
 from alignlab.core.section import Figure, Table, figure_svg, new_figure
 from alignlab.experiments import spec_gaming_eval as ev
 
 OPTIMIZERS = ("value-iteration", "q-learning", "sarsa", "linear-q-learning", "ppo")
+"""The default optimizers; any registered agent may be named."""
 PRESSURE_FIELD = {"value-iteration": "vi_horizons", "q-learning": "td_episodes", "sarsa": "td_episodes",
                   "linear-q-learning": "linear_episodes", "ppo": "ppo_timesteps"}
+"""Config fields that override the pressure levels of these optimizers; other agents sweep their own
+class attribute `pressure_levels`."""
+
+
+def pressure_levels(config: "SpecGamingConfig", optimizer: str) -> tuple:
+    name = registry.resolve("agent", optimizer).rsplit("-v", 1)[0]
+    if name in PRESSURE_FIELD:
+        return getattr(config, PRESSURE_FIELD[name])
+    return tuple(getattr(registry.get("agent", optimizer), "pressure_levels", ()))
+
+
+def _present(top: dict[tuple[str, str], Any]) -> list[str]:
+    """The optimizers in these records: the default ones in their order, then any other, sorted."""
+    found = {k[1] for k in top}
+    return [o for o in OPTIMIZERS if o in found] + sorted(found - set(OPTIMIZERS))
 
 
 @dataclasses.dataclass(frozen=True)
-class SpecGamingConfig(BaseConfig):
+class SpecGamingConfig(ExperimentConfig):
     envs: tuple[str, ...] = ()
     """Environments to sweep (registered env names); empty means every registered environment."""
     skip_envs: tuple[str, ...] = ()
     """Environments left out of the sweep."""
     optimizers: tuple[str, ...] = OPTIMIZERS
-    """Optimizers (registered agent names): value-iteration, q-learning, sarsa, linear-q-learning, ppo."""
+    """Optimizers (registered agent names; `alignlab list agent`)."""
     vi_horizons: tuple[int, ...] = (1, 2, 4, 8, 16, 0)
     """Planning horizons of value iteration (its pressure); 0 plans over the whole episode."""
     td_episodes: tuple[int, ...] = (30, 100, 300, 1000, 3000, 10000)
@@ -63,9 +78,11 @@ class SpecGamingConfig(BaseConfig):
                    vi_horizons=(2, 0), td_episodes=(300, 3000), linear_episodes=(300, 2000), eval_episodes=32)
 
     def __post_init__(self) -> None:
-        bad = [o for o in self.optimizers if o not in OPTIMIZERS]
+        super().__post_init__()
+        valid = [n.rsplit("-v", 1)[0] for n in registry.names("agent")]
+        bad = [o for o in self.optimizers if o not in valid and o not in registry.names("agent")]
         if bad or not self.optimizers:
-            raise ConfigError(f"spec-gaming: unknown optimizers {bad}; valid: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"spec-gaming: unknown optimizers {bad}; valid: {', '.join(valid)}")
         for name in PRESSURE_FIELD.values():
             if any(v < 0 for v in getattr(self, name)):
                 raise ConfigError(f"spec-gaming: {name} must be >= 0")
@@ -89,6 +106,10 @@ class SpecGaming(Experiment):
     Config = SpecGamingConfig
     default_seeds = 5
     quick_seeds = 2
+    slots = ("reward", "optimizer")
+    failure_mode = "specification gaming"
+    benefit_label = "intended return (fraction of its optimum)"
+    capability_label = "specified return (fraction of its optimum)"
 
     def _envs(self) -> list[str]:
         names = [registry.resolve("env", n) for n in (self.config.envs or registry.names("env"))]
@@ -100,7 +121,7 @@ class SpecGaming(Experiment):
         out = []
         for env in self._envs():
             for opt in c.optimizers:
-                levels = getattr(c, PRESSURE_FIELD[opt])
+                levels = pressure_levels(c, opt)
                 if opt == "value-iteration" and not ev.has_model(env):
                     # The exact planner needs a tabular model; on a factored one (tomato
                     # watering) it plans the whole episode exactly, so only that level.
@@ -116,11 +137,33 @@ class SpecGaming(Experiment):
     def table_columns(self) -> list[str]:
         return ["env", "optimizer", "pressure"]
 
+    def technique_supports(self, tech: Any, params: dict[str, Any]) -> str | None:
+        reason = tech.supports(dict(params))
+        if reason:
+            return reason
+        env, opt = params["env"], params["optimizer"]
+        if opt == "value-iteration" and ev.has_factored_model(env):
+            return "exact planning on a factored model has no agent to wrap"
+        if tech.slot == "reward":
+            check = getattr(tech, "applicable", None)
+            return check(ev.make_env(env)) if check else None
+        if tech.slot == "optimizer" and opt == "value-iteration" and not ev.observes_states(env):
+            return "value iteration plans on beliefs here: no per-observation action values"
+        return None
+
+    def outcome(self, record: RunRecord) -> dict[str, float]:
+        m = record.metrics
+        return {"intended": m["intended"] / max(1.0, abs(m["intended_optimum"])),
+                "capability": m["specified"] / max(1.0, abs(m["specified_optimum"]))}
+
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
         name, opt, pressure = params["env"], params["optimizer"], params["pressure"]
         cls = registry.get("agent", opt)
         value = None if (opt == "value-iteration" and pressure == 0) else pressure
         env = registry.make("env", name)
+        reward_tech, opt_tech = self.technique(params, "reward"), self.technique(params, "optimizer")
+        if reward_tech is not None:
+            env = reward_tech.apply(env)  # trains on the shaped reward; evaluated on the environment's own
         ref = ev.cached_references(name, workdir.parents[2] / "cache" / "spec-gaming")
         if opt == "value-iteration" and ev.has_factored_model(name):
             # Exact whole-episode planning on the factored model (references() solved it):
@@ -129,6 +172,8 @@ class SpecGaming(Experiment):
                       "exact": 1.0}
         else:
             agent = cls.with_pressure(value)
+            if opt_tech is not None:
+                agent = opt_tech.apply(agent)
             agent.train(env, seed)
             result = ev.evaluate(agent, name, params["eval_episodes"], seed)
         spec, intd = result["specified"], result["intended"]
@@ -159,7 +204,7 @@ class SpecGaming(Experiment):
     def tables(self, records: list[RunRecord]) -> list[Table]:
         top = self._top(records)
         envs = sorted({e for e, _ in top})
-        opts = [o for o in OPTIMIZERS if any(o == k[1] for k in top)]
+        opts = _present(top)
         rows = []
         for env in envs:
             any_rec = next(r for (e, _), rs in top.items() if e == env for r in rs)
@@ -199,7 +244,7 @@ class SpecGaming(Experiment):
             f"It is permitted in {len(permitted)} more (R is indifferent between gaming and honest behaviour, "
             f"so tie-breaking and the order of discovery decide): {', '.join(permitted) or 'none'}.",
         ]
-        for opt in OPTIMIZERS:
+        for opt in _present(top):
             keys = [k for k in top if k[1] == opt and k[0] in forced]
             if not keys:
                 continue
@@ -212,7 +257,7 @@ class SpecGaming(Experiment):
                 f"(majority of seeds)" + (f"; games partly (R above honest behaviour, R* clearly below its optimum, "
                                           f"but R short of its optimum): {', '.join(partly)}" if partly else "")
                 + (f"; does not game: {', '.join(rest)}" if rest else "") + ".")
-        learned = [o for o in OPTIMIZERS if o != "value-iteration" and any(k[1] == o for k in top)]
+        learned = [o for o in _present(top) if o != "value-iteration"]
         if learned and forced:
             ungamed = [e for e in forced if not any(
                 (e, o) in top and ev.mean([r.metrics["games"] for r in top[(e, o)]]) >= 0.5 for o in learned)]

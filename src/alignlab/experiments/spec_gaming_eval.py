@@ -18,6 +18,7 @@ import numpy as np
 
 from alignlab.core import registry
 from alignlab.core.record import code_version
+from alignlab.envs.planning import state_index
 from alignlab.envs.rollout import exact_policy_value, optimal_returns, rollout
 
 NAN = float("nan")
@@ -36,6 +37,13 @@ def make_env(name: str) -> gym.Env:
 @functools.lru_cache(maxsize=64)
 def has_model(name: str) -> bool:
     return model_of(name) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def observes_states(name: str) -> bool:
+    """The environment has a tabular model whose observations identify its reachable states."""
+    model = model_of(name)
+    return model is not None and model.obs is not None and state_index(model) is not None
 
 
 @functools.lru_cache(maxsize=64)

@@ -3,7 +3,7 @@
 DPO (Rafailov et al. 2023, arXiv:2305.18290) fits the policy directly to comparisons with
 loss -log sigmoid(beta [(log pi(y_w|x) - log pi_ref(y_w|x)) - (log pi(y_l|x) - log pi_ref(y_l|x))]).
 LoRA (Hu et al. 2021, arXiv:2106.09685) through peft: on this CPU it saves memory more than
-time and needs a ~10x higher learning rate (../shared/reference/language-models.md). Train
+time and needs a ~10x higher learning rate (docs/benchmarks.md). Train
 from a plain safetensors folder: with ref_model=None TRL re-loads the reference from the path.
 """
 
@@ -13,7 +13,6 @@ import dataclasses
 from typing import Any
 
 from alignlab.lm.models import use_bf16
-from alignlab.rewards.reward_models import comparisons_dataset  # noqa: F401  (the dataset format DPO reads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,24 +28,26 @@ class DPOSettings:
     max_steps: int = 2
     max_length: int = 128
     bf16: bool | None = None
-    """bf16 autocast (weights stay fp32); None: where bf16 is native (`models.native_bf16`). About 2x less CPU time
-    per step than fp32 on an AVX512-BF16 CPU (benchmarks/bench_rlhf_train.py, docs/benchmarks.md); emulated and
-    many times slower on an AVX2-only one."""
+    """bf16 autocast (weights stay fp32); None: where bf16 is native (`models.native_bf16`): faster than fp32
+    where native, emulated and far slower elsewhere (see docs/benchmarks.md)."""
     gradient_checkpointing: bool = True
-    """Re-run the forward in the backward to save memory (TRL's default). Turning it off was measured no faster
-    per step here (benchmarks/bench_rlhf_train.py --explore), so it stays on."""
+    """Re-run the forward in the backward to save memory (TRL's default). On by default: turning it off did not
+    make steps faster (see docs/benchmarks.md)."""
     precompute_ref_log_probs: bool = False
     """Compute the reference log-probs once before training (at set-up), so each step skips the reference
     forward (~25% of a step's FLOPs); the pass over the data is paid up front, so it saves time only when the
     data is seen more than once (more than one epoch)."""
     threads: int = 1
-    """torch threads; on the shared 2-core box 1 was faster than torch's default of 2 (see the benchmark)."""
+    """torch threads (default 1, not torch's default; see docs/benchmarks.md)."""
     seed: int = 0
 
 
 def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPOSettings(),
           callbacks: Any = None, **extra: Any):
-    """Run TRL's DPOTrainer on a prompt/chosen/rejected dataset; returns the trainer (log in state.log_history)."""
+    """Run TRL's DPOTrainer on a prompt/chosen/rejected dataset; returns the trainer (log in state.log_history).
+
+    The dataset is in TRL's conversational preference format, as the caller builds it with
+    `rewards.reward_models.comparisons_dataset` (rewards imports lm, never the other way)."""
     import torch
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer

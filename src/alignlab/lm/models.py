@@ -123,7 +123,7 @@ class ModelSpec:
     dtype: str = "float32"
     """float32, bfloat16 or auto (bfloat16 where it is native, `native_bf16`)."""
     threads: int = 1
-    """torch threads (on a shared 2-core box one thread was 3-4x faster than two)."""
+    """torch threads (default 1: on a loaded machine more threads can be slower; see docs/benchmarks.md)."""
 
 
 def resolve_path(name: str) -> str:

@@ -32,8 +32,8 @@ class RLConfig:
     learning_rate: float = 1e-6
     temperature: float = 0.8
     bf16: bool | None = None
-    """bf16 autocast; None: where bf16 is native (`models.native_bf16`). 1.5x faster per GRPO step than fp32 on an
-    AVX512-BF16 CPU (benchmarks/bench_rlhf_train.py); emulated and many times slower on an AVX2-only one."""
+    """bf16 autocast; None: where bf16 is native (`models.native_bf16`): faster than fp32 where native, emulated
+    and far slower elsewhere (see docs/benchmarks.md)."""
     threads: int = 1
     seed: int = 0
 

@@ -1,7 +1,7 @@
 """Tiny random Llama models with the embedded tokenizer, for fast tests of the plumbing.
 
 A 2-layer Llama with hidden size 64 and SmolLM2's tokenizer runs generation and scoring in
-milliseconds (../shared/reference/language-models.md); its outputs are noise, so tests use
+milliseconds; its outputs are noise, so tests use
 it only for shapes, ordering, caching and protocol plumbing, never for behaviour.
 """
 

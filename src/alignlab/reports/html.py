@@ -10,9 +10,12 @@ from typing import Any
 
 from alignlab.core import registry
 from alignlab.core.errors import RegistryError
+from alignlab.core.experiment import TECHNIQUE_KEY
+from alignlab.core.paired import with_without_table
 from alignlab.core.record import RunRecord
 from alignlab.core.section import Figure, Table
 from alignlab.core.stats import MeanCI
+from alignlab.reports import matrix as tm
 from alignlab.reports.summary import overall, summarize, varying_keys
 
 CSS = """
@@ -30,6 +33,8 @@ details{margin:.4rem 0}summary{cursor:pointer;color:#24508f}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;font-size:.8rem}
 dl.objectives{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem}
 dl.objectives dt{font-weight:600}
+table.matrix td{text-align:left;vertical-align:top;font-size:.78rem}table.matrix td.na{color:#9aa3b2}
+table.matrix td.nr{color:#8a6d00}
 """
 
 
@@ -74,6 +79,8 @@ def summary_table(experiment: Any, records: list[RunRecord]) -> Table:
     """The generic table every section has: specified, intended and gap per configuration."""
     summaries = summarize(records)
     keys = (experiment.table_columns() if experiment is not None else []) or varying_keys(summaries)
+    if any(s.config.get(TECHNIQUE_KEY) for s in summaries) and TECHNIQUE_KEY not in keys:
+        keys = keys + [TECHNIQUE_KEY]
     rows = []
     for s in summaries:
         rows.append(
@@ -130,14 +137,19 @@ def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | Non
     parts.append(f'<p class="meta">{len(records)} records ({len(ok)} ok, {len(errors)} failed); '
                  f"code version{'s' if len(versions) > 1 else ''}: {_e(', '.join(versions))}</p>")
     if exp is not None and ok:
-        findings = exp.findings(ok)
+        # The experiment's own analysis reads its baseline cells; technique cells go to the paired table.
+        base = [r for r in ok if not r.config.get(TECHNIQUE_KEY)]
+        findings = exp.findings(base) if base else []
         if findings:
             parts.append('<h3>Claims checked</h3><ul class="findings">'
                          + "".join(f"<li>{_e(f)}</li>" for f in findings) + "</ul>")
-        for fig in exp.figures(ok):
+        for fig in exp.figures(base) if base else []:
             parts.append(render_figure(fig))
-        for table in exp.tables(ok):
+        for table in exp.tables(base) if base else []:
             parts.append(render_table(table))
+        paired = with_without_table(exp, ok)
+        if paired is not None:
+            parts.append(f'<div class="with-without">{render_table(paired)}</div>')
     parts.append(render_table(summary_table(exp, records), collapse_over=25))
     links = artifact_links(records, runs_dir)
     if links:
@@ -150,6 +162,39 @@ def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | Non
                          f"<pre>{_e(r.traceback or '')}</pre></details>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def matrix_section(by_exp: dict[str, list[RunRecord]]) -> str:
+    """The technique x failure-mode matrix (rows techniques, columns experiments)."""
+    m = tm.build(by_exp)
+    if not m.experiments or not m.techniques:
+        return ""
+    head = "".join(f"<th>{_e(f)}<br><small class='meta'>{_e(e)}</small></th>"
+                   for f, e in zip(m.failure_modes, m.experiments))
+    rows = []
+    for t in m.techniques:
+        tds = []
+        for e in m.experiments:
+            cell = m.cells[(t, e)]
+            cls = {"ok": "ok", tm.NA: "na", tm.NOT_RUN: "nr"}[cell.status]
+            tds.append(f'<td class="{cls}" data-technique="{_e(t)}" data-experiment="{_e(e)}">'
+                       + "<br>".join(_e(line) for line in tm.cell_text(cell)) + "</td>")
+        rows.append(f'<tr><td class="l"><a href="#technique-{_e(t)}">{_e(t)}</a></td>{"".join(tds)}</tr>')
+    measured = sum(c.status == "ok" for c in m.cells.values())
+    cards = "".join(
+        f'<dt id="technique-{_e(t)}">{_e(t)} <small class="meta">slot {_e(c.slot)}</small></dt>'
+        f"<dd>{_e(c.summary)} <span class='meta'>{_e(c.source)}</span></dd>"
+        for t in m.techniques for c in [registry.get("technique", t)])
+    return (f'<section id="technique-matrix"><h2>Techniques x failure modes</h2>'
+            f"<p>Each cell: the technique's benefit (paired change in the experiment's intended objective; "
+            f"positive is better) and its alignment tax (paired loss of the specified objective or capability; "
+            f"positive is a cost), mean ± 95% paired Student-t half-width over every configuration and seed "
+            f"of that experiment, n pairs. 'n/a': the experiment has no slot the technique acts on; "
+            f"'not run': compatible, no paired records yet (<code>alignlab matrix</code> runs them). "
+            f"{measured} measured cells. Units are the experiment's own (see its section).</p>"
+            f'<table class="matrix"><thead><tr><th class="l">technique</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table><details><summary>The techniques</summary>"
+            f"<dl>{cards}</dl></details></section>")
 
 
 def render(records: list[RunRecord], store_path: str) -> str:
@@ -175,6 +220,7 @@ def render(records: list[RunRecord], store_path: str) -> str:
 the gap between them is the alignment problem in numbers. Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))}
 from {_e(store_path)}.</p><nav><ul>{toc}</ul></nav></header>
 <main>{render_table(overview)}
+{matrix_section(by_exp)}
 {''.join(sections) if sections else '<p>No records yet: run <code>alignlab run NAME</code> or <code>alignlab demo</code>.</p>'}
 </main></body></html>
 """

@@ -1,7 +1,7 @@
 """Gold (intended) reward for the question-answering tasks, and the response features raters react to.
 
 Gold = correct regardless of what the user believes, minus a cost for words beyond a concise
-answer: the "correct and concise" gold of the issue, computed exactly, so the gap between a
+answer: a "correct and concise" gold, computed exactly, so the gap between a
 learned reward model and it is measured, not assumed (the synthetic-gold set-up of Gao,
 Schulman, Hilton 2022, arXiv:2210.10760, with a rule in place of their gold reward model).
 

@@ -6,7 +6,7 @@ that y_w is preferred. Two kinds:
 
 - `FrozenFeatureRM`: a linear head on frozen hidden states of the policy (one forward per
   completion, cached; the head trains in milliseconds with L-BFGS). The cheap proxy that makes
-  a sweep affordable on a CPU (issue 4, item 7).
+  a sweep affordable on a CPU.
 - `train_trl_reward_model`: TRL's RewardTrainer with a sequence-classification head on the
   policy's architecture (the standard recipe; seconds per step on a CPU).
 

@@ -1,7 +1,8 @@
 """A small NumPy grid engine for ASCII-art gridworlds (after pycolab, used by DeepMind's AI
 Safety Gridworlds, Leike et al. 2017, arXiv:1711.09883): map parsing, walls, movement,
-pushing, board encoding, and a Gymnasium base class whose dynamics are one pure function,
-so the single env, its exact tabular model and its batched vector env all agree."""
+pushing, board encoding, and `GridworldEnv`, the `alignlab.envs.finite.FiniteEnv` on a map
+(its dynamics are one pure function, so the single env, its exact tabular model and its batched
+vector env all agree)."""
 
 from alignlab.envs.grid.engine import (
     ACTION_NAMES,
@@ -16,9 +17,7 @@ from alignlab.envs.grid.engine import (
     tile,
 )
 from alignlab.envs.grid.env import GridworldEnv
-from alignlab.envs.grid.vector import TabularGridVectorEnv, vector_class
 
 __all__ = [
-    "ACTION_NAMES", "DOWN", "LEFT", "NOOP", "RIGHT", "TILES", "UP", "GridMap", "GridworldEnv",
-    "TabularGridVectorEnv", "decode", "tile", "vector_class",
+    "ACTION_NAMES", "DOWN", "LEFT", "NOOP", "RIGHT", "TILES", "UP", "GridMap", "GridworldEnv", "decode", "tile",
 ]
