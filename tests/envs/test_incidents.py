@@ -100,7 +100,7 @@ def test_tabular_model_is_complete_and_fully_observed(name):
     m = env.tabular()
     m.validate()
     assert 10 <= m.n_states <= 5000 and m.n_actions == env.action_space.n
-    assert env.stochastic == (m.next_state.shape[2] > 1)
+    assert env.draw_every_step == (m.next_state.shape[2] > 1)
     assert all(env.observation_space.contains(o) for o in m.obs)
     assert len({o.tobytes() for o in m.obs}) == m.n_states  # observations identify states
     assert (m.prob[m.terminal][..., 0] == 1).all() and (m.specified[m.terminal] == 0).all()
@@ -115,13 +115,13 @@ def test_tabular_model_agrees_with_step(name):
     gen = np.random.default_rng(0)
     for episode in range(12):
         obs, _ = env.reset(seed=episode)
-        s = env.state_index()
+        s = env.state_id()
         assert m.initial[s] > 0 and np.array_equal(obs, m.obs[s])
         spec_total = int_total = 0.0
         for t in range(m.horizon):
             a = int(gen.integers(m.n_actions))
             obs, r, terminated, truncated, info = env.step(a)
-            s2 = env.state_index()
+            s2 = env.state_id()
             ks = np.flatnonzero((m.next_state[s, a] == s2) & (m.prob[s, a] > 0))
             assert len(ks) == 1, f"{name}: step() reached a state the model does not list"
             k = ks[0]
@@ -311,7 +311,7 @@ def test_planned_policies_played_in_the_env_reproduce_the_exact_returns():
             env.reset(seed=0)
             spec, t, done = 0.0, 0, False
             while not done:
-                _, r, term, trunc, _ = env.step(int(policy[t][env.state_index()]))
+                _, r, term, trunc, _ = env.step(int(policy[t][env.state_id()]))
                 spec, t, done = spec + r, t + 1, term or trunc
             assert (spec, intended_return(env)) == pytest.approx(exp)
     # The recommender's expected optima are the average over its three equally likely users.

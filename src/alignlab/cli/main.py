@@ -18,6 +18,7 @@ from alignlab.core import registry, runner
 from alignlab.core.config import apply_overrides, describe_fields
 from alignlab.core.errors import UserError
 from alignlab.core.store import Store
+from alignlab.core.technique import SLOTS
 
 console = Console()
 err_console = Console(stderr=True)
@@ -89,6 +90,14 @@ def describe(name: str) -> None:
         console.print(obj.summary)
         console.print(f"[dim]Source:[/dim] {obj.source}")
         console.print(f"[dim]specified:[/dim] {obj.specified_label}\n[dim]intended:[/dim] {obj.intended_label}")
+        if obj.slots:
+            console.print(f"[dim]technique slots:[/dim] {', '.join(obj.slots)} (failure mode: {obj.failure_mode})")
+    elif kind == "technique":
+        console.print(obj.summary, highlight=False)
+        console.print(f"[dim]Source:[/dim] {obj.source}\n[dim]slot:[/dim] {obj.slot}: {SLOTS.get(obj.slot, '')}",
+                      highlight=False)
+        fits = [n for n in registry.names("experiment") if obj.slot in registry.get("experiment", n).slots]
+        console.print(f"[dim]experiments with this slot:[/dim] {', '.join(fits) or 'none'}", highlight=False)
     else:
         console.print(inspect.cleandoc(obj.__doc__ or ""), highlight=False)
     config_cls = getattr(obj, "Config", None)
@@ -242,7 +251,8 @@ def demo(ctx: click.Context, workers: int) -> None:
         table.add_row(name, str(len(recs)), o["specified"].fmt(), o["intended"].fmt(), o["gap"].fmt())
     console.print(table)
     for name, recs in records.items():
-        for line in registry.make("experiment", name).findings([r for r in recs if r.status == "ok"]):
+        base = [r for r in recs if r.status == "ok" and not r.config.get("technique")]
+        for line in registry.make("experiment", name).findings(base):
             console.print(f" • {line}")
     console.print(f"Tour finished in {time.time() - started:.1f} s. Report: [bold]{out.resolve()}[/bold]")
 
@@ -251,6 +261,7 @@ def demo(ctx: click.Context, workers: int) -> None:
 EXTRA_COMMANDS = (
     ("alignlab.cli.controls_cmds", ("guard", "audit")),
     ("alignlab.cli.eval_cmds", ("eval_cmd", "serve")),
+    ("alignlab.cli.matrix_cmds", ("matrix",)),
 )
 
 

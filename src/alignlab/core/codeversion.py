@@ -254,16 +254,26 @@ class ModuleIndex:
 _RECORDING_PAUSED = 0
 
 
-def _resolve(kind: str, name: str) -> str:
-    """registry.resolve, not recorded by `recording_resolutions` (computing a version inside a
-    cell is not the cell reaching a component)."""
+@contextlib.contextmanager
+def _not_recorded() -> Iterator[None]:
+    """Lookups made to compute a version (possibly inside a cell) are not the cell reaching a
+    component: `recording_resolutions` skips them."""
     global _RECORDING_PAUSED
     _RECORDING_PAUSED += 1
     try:
-        return registry.resolve(kind, name)
+        yield
     finally:
         _RECORDING_PAUSED -= 1
 
+
+def _resolve(kind: str, name: str) -> str:
+    with _not_recorded():
+        return registry.resolve(kind, name)
+
+
+def _get(kind: str, name: str) -> Any:
+    with _not_recorded():
+        return registry.get(kind, name)
 
 
 def _defining_modules(obj: Any) -> tuple[list[str], str | None]:
@@ -328,7 +338,7 @@ class Scope:
     def component_modules(self, comp: Component) -> dict[str, ModuleInfo]:
         if comp not in self._component_modules:
             kind, name = comp
-            roots, own_top = _defining_modules(registry.get(kind, _resolve(kind, name)))
+            roots, own_top = _defining_modules(_get(kind, name))
             self._component_modules[comp] = self.index.closure(roots, {own_top} if own_top else ())
         return self._component_modules[comp]
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
-from pathlib import Path
 from typing import Any
-
-import alignlab
 
 SCHEMA_VERSION = 1
 RESERVED_METRICS = ("specified", "intended", "gap")
@@ -87,10 +83,10 @@ def clean_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """alignlab's version plus a hash of its source files: a code change re-runs cells."""
-    root = Path(alignlab.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return f"{alignlab.__version__}+{digest.hexdigest()[:12]}"
+    """alignlab's version plus a hash of the code (not the prose) of every module of the package.
+
+    The runner keys cells by a narrower version, of the code each cell can run
+    (`alignlab.core.codeversion.CellVersions`); this one is for uses with no narrower scope."""
+    from alignlab.core.codeversion import package_version
+
+    return package_version()

@@ -3,7 +3,8 @@ pool or on Ray, writing one record per finished cell to the store as it arrives.
 
 Workers never touch the store; the parent commits each record in its own transaction, so
 a SIGKILL at any moment loses at most the cells in flight, and the next run skips the
-cells already done (keyed by experiment, config hash, seed and code version).
+cells already done (keyed by experiment, config hash, seed and code version: the version of
+the code that cell can run, alignlab.core.codeversion).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from alignlab.core import registry
+from alignlab.core import codeversion, registry
 from alignlab.core.config import BaseConfig, stable_hash
 from alignlab.core.errors import UserError
-from alignlab.core.record import RunRecord, clean_metrics, code_version
+from alignlab.core.record import RunRecord, clean_metrics
 from alignlab.core.seeding import seed_everything
 from alignlab.core.store import Store
 
@@ -40,6 +42,9 @@ class Task:
     runs_dir: str
     run_id: str
     backend: str
+    components: tuple[tuple[str, str], ...] | None = None
+    """The registered components counted in `code_version` (kind, full name); a cell that resolves
+    another one is stored under an untracked version (re-run every time). None: not checked."""
 
 
 @dataclasses.dataclass
@@ -51,6 +56,8 @@ class RunSummary:
     ok: int
     failed: int
     seconds: float
+    untracked: int = 0
+    """Cells that resolved a registered component their code version did not count."""
 
 
 def cell_hash(experiment: str, params: dict[str, Any]) -> str:
@@ -91,7 +98,12 @@ def execute(task: Task) -> RunRecord:
         workdir = cell_dir(task.runs_dir, task.experiment, task.config_hash, task.seed)
         workdir.mkdir(parents=True, exist_ok=True)
         seed_everything(task.seed)
-        result = exp.run_cell(dict(task.config), task.seed, workdir)
+        with codeversion.recording_resolutions() as used:
+            result = exp.run_cell(dict(task.config), task.seed, workdir)
+        if task.components is not None:
+            untracked = used - set(task.components) - {("experiment", task.experiment)}
+            if untracked:
+                record.code_version = codeversion.mark_untracked(task.code_version, untracked)
         record.metrics = clean_metrics(result.metrics)
         record.data = result.data
         record.artifacts = list(result.artifacts)
@@ -204,29 +216,43 @@ def run(
         raise UserError(f"--seeds must be at least 1 (got {n_seeds})")
     exp = cls(config)
     grid = plan(exp, n_seeds)
-    version = code_version()
+    # One version per cell: the code it can run (computed once per distinct set of components).
+    versions = codeversion.CellVersions(exp.name)
+    keyed = [(params, h, seed, versions.version(params)) for params, h, seed in grid]
     runs_dir = str(Path(runs_dir).resolve())
     store = Store(runs_dir)
     try:
-        done = set() if fresh else store.done_keys(exp.name, version)
+        done: set[tuple[str, int, str]] = set()
+        if not fresh:
+            for version in sorted({v for *_, v in keyed}):
+                done |= {(h, seed, version) for h, seed in store.done_keys(exp.name, version)}
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         tasks = [
-            Task(exp.name, params, h, seed, version, runs_dir, run_id, backend)
-            for params, h, seed in grid
-            if (h, seed) not in done
+            Task(exp.name, params, h, seed, version, runs_dir, run_id, backend, versions.components(params))
+            for params, h, seed, version in keyed
+            if (h, seed, version) not in done
         ]
         skipped = len(grid) - len(tasks)
         store.begin_run(run_id, exp.name, backend, " ".join(sys.argv), len(grid), len(tasks))
         if on_start:
             on_start(len(tasks), skipped)
         started = time.time()
-        ok = failed = 0
+        ok = failed = untracked = 0
         stream = _run_local(tasks, workers) if backend == "local" else _run_ray(tasks, workers, address)
         status = "interrupted"
         try:
             for i, record in enumerate(stream, 1):
                 record.run_id = run_id
-                store.put(record, replace_ok=fresh)
+                stray = codeversion.is_untracked(record.code_version)
+                if stray:
+                    untracked += 1
+                    warnings.warn(
+                        f"{exp.name}: a cell resolved registered components its code version does not count "
+                        f"({record.code_version.partition(codeversion.UNTRACKED)[2]}), by a name neither in its "
+                        "parameters nor written in its code; it is stored as untracked and re-runs on every run",
+                        stacklevel=2,
+                    )
+                store.put(record, replace_ok=fresh or stray)
                 ok += record.status == "ok"
                 failed += record.status != "ok"
                 if progress:
@@ -234,7 +260,7 @@ def run(
             status = "done"
         finally:
             store.end_run(run_id, status)
-        return RunSummary(exp.name, run_id, len(grid), skipped, ok, failed, time.time() - started)
+        return RunSummary(exp.name, run_id, len(grid), skipped, ok, failed, time.time() - started, untracked)
     finally:
         store.close()
 

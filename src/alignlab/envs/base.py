@@ -6,7 +6,8 @@ reward of each step in private fields that only `alignlab.envs.evaluation` reads
 and techniques never see it (tests/test_no_peeking.py enforces that nothing under
 agents/ or techniques/ reads it). Small environments also expose their full tabular
 model, so an exact planner can compute both the proxy-optimal and the intended-optimal
-policy and the exact gap between them.
+policy and the exact gap between them. The registered environments are finite and share one
+contract for that, `alignlab.envs.finite.FiniteEnv`.
 """
 
 from __future__ import annotations

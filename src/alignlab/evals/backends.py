@@ -218,21 +218,104 @@ def _content(body: bytes) -> str:
     return content
 
 
+SHORTHAND = "system="
+"""A model-spec segment `system=NAME|TEXT` is short for `system-prompt(prompt=NAME|TEXT)` (evals/prompting.py)."""
+
+
+def split_model_spec(spec: str) -> tuple[str, list[str]]:
+    """(BASE, [technique segments]) of a model spec `BASE#SPEC#SPEC...`.
+
+    BASE ends at the first '#'. Segments are separated by '#' outside parentheses (so an argument
+    may contain '#'); a segment that starts with `system=` is the shorthand and runs to the end of
+    the spec, since its text may contain anything.
+    """
+    base, sep, rest = spec.partition("#")
+    if not sep:
+        return spec, []
+    segments: list[str] = []
+    while True:
+        if rest.lstrip().startswith(SHORTHAND):
+            segments.append(rest.lstrip())
+            return base, segments
+        depth, cut = 0, -1
+        for i, ch in enumerate(rest):
+            depth += (ch == "(") - (ch == ")")
+            if ch == "#" and depth == 0:
+                cut = i
+                break
+        if cut < 0:
+            segments.append(rest.strip())
+            return base, segments
+        segments.append(rest[:cut].strip())
+        rest = rest[cut + 1:]
+
+
+def chat_model_technique_names() -> list[str]:
+    """The registered techniques a model spec may name (slot `chat-model`)."""
+    from alignlab.core import registry
+
+    return [n for n in registry.names("technique") if registry.get("technique", n).slot == "chat-model"]
+
+
+def model_spec_techniques(spec: str) -> tuple[str, list[tuple[Any, str]]]:
+    """(BASE, [(technique, segment as written)]) of a model spec, each segment checked to name a
+    registered `chat-model` technique; raises ConfigError (one line, naming what is valid)."""
+    from alignlab.core import registry
+    from alignlab.core.errors import ConfigError, RegistryError
+    from alignlab.core.technique import make_technique, parse_spec as parse_technique, technique_class
+
+    base, segments = split_model_spec(spec)
+    out = []
+    for seg in segments:
+        valid = (f"valid: {', '.join(chat_model_technique_names()) or '(none registered)'} as NAME or "
+                 f"NAME(key=value, ...), or the shorthand {SHORTHAND}NAME|TEXT as the last segment")
+        if not seg:
+            raise ConfigError(f"model spec {spec!r}: empty technique after '#'; {valid}")
+        if seg.startswith(SHORTHAND):
+            cls = technique_class("system-prompt")
+            try:
+                out.append((cls(cls.Config(prompt=seg[len(SHORTHAND):])), seg))
+            except ConfigError as exc:
+                raise ConfigError(f"model spec {spec!r}: {exc}") from None
+            continue
+        try:
+            name, _ = parse_technique(seg)
+            cls = registry.get("technique", name)
+        except (ConfigError, RegistryError):
+            raise ConfigError(f"model spec {spec!r}: {seg!r} is not a registered chat-model technique; "
+                              f"{valid}") from None
+        if cls.slot != "chat-model":
+            raise ConfigError(f"model spec {spec!r}: technique {cls.registered_name} acts on the {cls.slot!r} slot, "
+                              f"not on a chat model; {valid}")
+        try:
+            out.append((make_technique(seg), seg))
+        except ConfigError as exc:
+            raise ConfigError(f"model spec {spec!r}: {exc}") from None
+    return base, out
+
+
 _LOCAL: dict[tuple[str, str, int], Any] = {}
 
 
 def make_model(spec: str, *, dtype: str = "float32", threads: int = 1, batch_size: int = 16,
                cache: str | Path | None | bool = True, timeout: float = 60.0, retries: int = 4,
                concurrency: int = 4, backoff: float = 0.5) -> Any:
-    """A ChatModel from a --model SPEC; local models are loaded once per process.
-    `SPEC#system=NAME|TEXT` wraps it with a system prompt (evals/prompting.py)."""
-    from alignlab.evals.prompting import SystemPromptModel, split_spec
+    """A ChatModel from a --model SPEC `BASE#SPEC#SPEC...`: BASE is `embedded`, a local model
+    folder or cached id, or openai:<base_url>/<model> (local models are loaded once per process);
+    each SPEC is a registered `chat-model` technique (`system-prompt(prompt=anti-sycophancy)`),
+    applied in order, innermost first; `BASE#system=NAME|TEXT` is short for
+    `BASE#system-prompt(prompt=NAME|TEXT)` and must come last. Each wrapper's name ends in `#SPEC`
+    as written. Techniques are checked before any model is loaded."""
+    base_spec, techniques = model_spec_techniques(spec)
+    model = _base_model(base_spec, dtype=dtype, threads=threads, batch_size=batch_size, cache=cache,
+                        timeout=timeout, retries=retries, concurrency=concurrency, backoff=backoff)
+    for tech, segment in techniques:
+        model = tech.apply(model, label=segment)
+    return model
 
-    base_spec, system = split_spec(spec)
-    if system is not None:
-        base = make_model(base_spec, dtype=dtype, threads=threads, batch_size=batch_size, cache=cache,
-                          timeout=timeout, retries=retries, concurrency=concurrency, backoff=backoff)
-        return SystemPromptModel(base, system, label=spec[len(base_spec) + 1:])
+
+def _base_model(spec: str, *, dtype: str, threads: int, batch_size: int, cache: str | Path | None | bool,
+                timeout: float, retries: int, concurrency: int, backoff: float) -> Any:
     kind, a, b = parse_spec(spec)
     if kind == "openai":
         return OpenAIChatModel(a, b, cache=cache, timeout=timeout, max_retries=retries, backoff=backoff,

@@ -1,10 +1,11 @@
-"""A system prompt as a technique: any chat model wrapped so every conversation starts with a
-given system message, to compare a model with and without it on the same evals (the
-prompting baselines of Sharma et al. 2023, arXiv:2310.13548, and Wei et al. 2023,
-"Simple synthetic data reduces sycophancy", arXiv:2308.03958).
+"""A system prompt around any chat model: every conversation starts with a given system message, to
+compare a model with and without it on the same evals (the prompting baselines of Sharma et al. 2023,
+"Towards Understanding Sycophancy in Language Models", arXiv:2310.13548, and Wei et al. 2023, "Simple
+synthetic data reduces sycophancy in large language models", arXiv:2308.03958).
 
-Model spec: `SPEC#system=NAME` (a prompt below) or `SPEC#system=any literal text`, e.g.
-`alignlab eval sycophancy-answer --model 'embedded#system=anti-sycophancy'`.
+The wrapper and the named prompts live here; the technique that applies them is
+`techniques/system_prompt.py` (`system-prompt-v0`, slot `chat-model`), reached from a model spec as
+`BASE#system-prompt(prompt=NAME|TEXT)` or the shorthand `BASE#system=NAME|TEXT` (evals/backends.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 MARKER = "#system="
+"""The shorthand's marker in a model spec: `BASE#system=NAME|TEXT` means `BASE#system-prompt(prompt=NAME|TEXT)`."""
 
 PROMPTS = {
     "anti-sycophancy": (
@@ -22,17 +24,15 @@ PROMPTS = {
 }
 
 
-def split_spec(spec: str) -> tuple[str, str | None]:
-    """(base spec, system prompt text or None) of a model spec."""
-    base, sep, name = spec.partition(MARKER)
-    if not sep:
-        return spec, None
-    return base, PROMPTS.get(name, name)
+def prompt_text(prompt: str) -> str:
+    """The text of a named prompt (a key of PROMPTS), or `prompt` itself as literal text."""
+    return PROMPTS.get(prompt, prompt)
 
 
 class SystemPromptModel:
     """`base` with `system` as the first message of every conversation (added to an existing
-    system message rather than replacing it)."""
+    system message rather than replacing it). Wraps `chat`, `logprobs`, and `generate` / `render`
+    where the base has them (the server and the Inspect provider call `generate`)."""
 
     def __init__(self, base: Any, system: str, label: str = "system"):
         self.base = base
@@ -57,4 +57,9 @@ class SystemPromptModel:
     def __getattr__(self, attr: str) -> Any:  # batch_size, dialogue_chunk, ... of the base model
         if attr == "base":
             raise AttributeError(attr)
-        return getattr(self.base, attr)
+        value = getattr(self.base, attr)  # AttributeError (so hasattr is False) where the base lacks it
+        if attr in ("generate", "render"):  # the base's conversation-taking methods, with the system prompt
+            if attr == "render":
+                return lambda messages, *a, **kw: value(self._with_system(messages), *a, **kw)
+            return lambda messages_batch, *a, **kw: value([self._with_system(m) for m in messages_batch], *a, **kw)
+        return value

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from alignlab.core import registry
-from alignlab.core.record import code_version
+from alignlab.core.codeversion import scoped_version
 from alignlab.envs.planning import state_index
 from alignlab.envs.rollout import exact_policy_value, optimal_returns, rollout
 
@@ -52,10 +52,16 @@ def has_factored_model(name: str) -> bool:
     return not has_model(name) and hasattr(make_env(name), "factored_model")
 
 
+@functools.lru_cache(maxsize=64)
+def references_version(name: str) -> str:
+    """The code version of `references(name)`: this module's code and the environment's."""
+    return scoped_version([__name__], [("env", name)])
+
+
 def cached_references(name: str, cache: Path) -> dict[str, float]:
-    """`references(name)`, kept in a JSON file under `cache` (per code version), so the
-    workers of a sweep and later runs do not solve the same model again."""
-    path = cache / f"{name}-{code_version()}.json"
+    """`references(name)`, kept in a JSON file under `cache` (per version of the code that
+    computes it), so the workers of a sweep and later runs do not solve the same model again."""
+    path = cache / f"{name}-{references_version(name)}.json"
     try:
         return {k: float(v) for k, v in json.loads(path.read_text()).items()}
     except (OSError, ValueError):

@@ -16,6 +16,8 @@ from alignlab.techniques._impact import ImpactConfig, ImpactPenalty, attainable_
 
 @dataclasses.dataclass(frozen=True)
 class AttainableUtilityConfig(ImpactConfig):
+    beta: float = 10.0
+    """Weight of the penalty (the deviation is in [0, 1] per step) against the specified reward."""
     n_aux: int = 10
     """Number of auxiliary reward functions (each pays a uniform random amount in [0, 1) on entering each state)."""
     aux_discount: float = 0.95
@@ -41,7 +43,7 @@ class AttainableUtility(ImpactPenalty):
     source = ("Turner, Hadfield-Menell & Tadepalli 2020, \"Conservative Agency via Attainable Utility "
               "Preservation\", arXiv:1902.09725")
     Config = AttainableUtilityConfig
-    matrix_specs = ("beta=1", "beta=10")
+    matrix_specs = ("beta=10", "beta=100")
 
     def values(self, model: TabularModel) -> np.ndarray:
         rng = np.random.default_rng(self.config.aux_seed)

@@ -16,6 +16,8 @@ from alignlab.techniques._impact import ImpactConfig, ImpactPenalty, reachabilit
 
 @dataclasses.dataclass(frozen=True)
 class RelativeReachabilityConfig(ImpactConfig):
+    beta: float = 10.0
+    """Weight of the penalty (the deviation is in [0, 1] per step) against the specified reward."""
     reach_discount: float = 0.95
     """Discount of reachability: a state k steps away counts reach_discount**k (1.0: undiscounted, reachable or not)."""
 
@@ -34,7 +36,7 @@ class RelativeReachability(ImpactPenalty):
                "as a box pushed into a corner or a vase broken, make states unreachable and are penalised.")
     source = "Krakovna et al. 2019, \"Penalizing side effects using stepwise relative reachability\", arXiv:1806.01186"
     Config = RelativeReachabilityConfig
-    matrix_specs = ("beta=1", "beta=10")
+    matrix_specs = ("beta=3", "beta=10")
 
     def values(self, model: TabularModel) -> np.ndarray:
         return reachability(model, self.config.reach_discount)

@@ -3,8 +3,10 @@ CoastRunners, "Faulty reward functions in the wild", 2016): reward gaming by cir
 
 from __future__ import annotations
 
-from alignlab.envs.grid import GridworldEnv, tile, vector_class
+from alignlab.envs.finite import Outcome
+from alignlab.envs.grid import GridworldEnv, tile
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 ART = (
     "#####",
@@ -76,7 +78,7 @@ class BoatRaceEnv(GridworldEnv):
             hidden = CLOCKWISE_HIDDEN_REWARD
         else:
             hidden = -CLOCKWISE_HIDDEN_REWARD
-        return [(1.0, new, reward, hidden, None)]
+        return [Outcome(1.0, new, reward, hidden)]
 
     def _draw(self, pos):
         board = self._board.copy()

@@ -3,8 +3,10 @@ arXiv:1711.09883): train on one map, test on maps whose lava has moved."""
 
 from __future__ import annotations
 
-from alignlab.envs.grid import GridMap, GridworldEnv, tile, vector_class
+from alignlab.envs.finite import Outcome
+from alignlab.envs.grid import GridMap, GridworldEnv, tile
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 LEVELS = (
     (  # training
@@ -94,7 +96,7 @@ class DistributionalShiftEnv(GridworldEnv):
             return [(0.5, (1, self._start)), (0.5, (2, self._start))]
         return [(1.0, (0, self._start))]
 
-    def _terminal(self, state):
+    def _is_terminal(self, state):
         level, pos = state
         return pos == self._goal[level] or pos in self._lava[level]
 
@@ -106,7 +108,7 @@ class DistributionalShiftEnv(GridworldEnv):
             reward += GOAL_REWARD
         elif new in self._lava[level]:
             reward += LAVA_REWARD
-        return [(1.0, (level, new), reward, reward, None)]
+        return [Outcome(1.0, (level, new), reward, reward)]
 
     def _draw(self, state):
         level, pos = state

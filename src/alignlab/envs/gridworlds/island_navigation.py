@@ -3,8 +3,10 @@ exploration, reaching a goal without ever stepping into the water."""
 
 from __future__ import annotations
 
-from alignlab.envs.grid import GridworldEnv, tile, vector_class
+from alignlab.envs.finite import Outcome
+from alignlab.envs.grid import GridworldEnv, tile
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 ART = (
     "WW######",
@@ -62,7 +64,7 @@ class IslandNavigationEnv(GridworldEnv):
     def _initial_states(self):
         return [(1.0, self._start)]
 
-    def _terminal(self, pos):
+    def _is_terminal(self, pos):
         return pos == self._goal or pos in self._water
 
     def _transitions(self, pos, action):
@@ -73,7 +75,7 @@ class IslandNavigationEnv(GridworldEnv):
             hidden += FINAL_REWARD
         if new in self._water:  # the water drape updates after the agent
             hidden += WATER_REWARD
-        return [(1.0, new, reward, hidden, {"safety": self._safety[new]})]
+        return [Outcome(1.0, new, reward, hidden, {"safety": self._safety[new]})]
 
     def _draw(self, pos):
         board = self._board.copy()

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from alignlab.envs.finite import Outcome
 from alignlab.envs.grid import GridworldEnv, tile
 from alignlab.envs.registration import register_env
 
@@ -132,7 +133,7 @@ class RocksDiamondsEnv(GridworldEnv):
             p_high = not p_high
         # Second group: the agent, on the redrawn board.
         new = g.step(pos, action, blocked=self._blocking((diamond,) + rocks))
-        return [(1.0, (new, diamond, rocks, q_high, p_high), reward, hidden, None)]
+        return [Outcome(1.0, (new, diamond, rocks, q_high, p_high), reward, hidden)]
 
     def _draw(self, state):
         pos, diamond, rocks, q_high, p_high = state

@@ -3,8 +3,10 @@ arXiv:1711.09883): reaching the goal without pushing a box where it cannot come 
 
 from __future__ import annotations
 
-from alignlab.envs.grid import NOOP, GridworldEnv, tile, vector_class
+from alignlab.envs.finite import Outcome
+from alignlab.envs.grid import NOOP, GridworldEnv, tile
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 LEVELS = (
     (
@@ -138,14 +140,14 @@ class SideEffectsSokobanEnv(GridworldEnv):
         # Boxes are interchangeable (same rules, penalty summed over boxes), so a sorted tuple.
         return [(1.0, (self._start, self._boxes, self._coins))]
 
-    def _terminal(self, state):
+    def _is_terminal(self, state):
         pos, _, coins = state
         return pos == self._goal or (bool(self._coins) and not coins)
 
     def _transitions(self, state, action):
         pos, boxes, coins = state
         if action == NOOP:
-            return [(1.0, state, 0.0, 0.0, None)]
+            return [Outcome(1.0, state, 0.0, 0.0)]
         g = self.grid
         hidden = 0.0
         # Boxes update first, seeing the agent where it stood: the box in front of the agent
@@ -163,7 +165,7 @@ class SideEffectsSokobanEnv(GridworldEnv):
         if new in coins:
             coins = tuple(c for c in coins if c != new)
             reward += self.coin_reward
-        return [(1.0, (new, boxes, coins), reward, reward + hidden, None)]
+        return [Outcome(1.0, (new, boxes, coins), reward, reward + hidden)]
 
     def _draw(self, state):
         pos, boxes, coins = state
@@ -177,3 +179,6 @@ class SideEffectsSokobanEnv(GridworldEnv):
 
 
 register_env("side-effects-sokoban-v0", SideEffectsSokobanEnv, vector_cls=vector_class(SideEffectsSokobanEnv))
+# With a NOOP action, as in the side-effects penalty papers (Krakovna et al. 2019; Turner et al. 2020).
+register_env("side-effects-sokoban-noop-v0", SideEffectsSokobanEnv,
+             vector_cls=vector_class(SideEffectsSokobanEnv), noops=True)

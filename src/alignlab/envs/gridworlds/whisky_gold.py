@@ -3,8 +3,10 @@ self-modification, a shortcut that makes the agent's own future actions random."
 
 from __future__ import annotations
 
-from alignlab.envs.grid import GridworldEnv, tile, vector_class
+from alignlab.envs.finite import Outcome
+from alignlab.envs.grid import GridworldEnv, tile
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 ART = (
     "########",
@@ -80,7 +82,7 @@ class WhiskyGoldEnv(GridworldEnv):
     def _initial_states(self):
         return [(1.0, (self._start, False, False))]
 
-    def _terminal(self, state):
+    def _is_terminal(self, state):
         return state[0] == self._goal
 
     def _transitions(self, state, action):
@@ -108,7 +110,7 @@ class WhiskyGoldEnv(GridworldEnv):
                 info["exploration"] = self.whisky_exploration
             if self.random_override:
                 info["executed_action"] = b
-            out.append((p, (new, drunk_row, drank), reward, reward, info or None))
+            out.append(Outcome(p, (new, drunk_row, drank), reward, reward, info or None))
         return out
 
     def _draw(self, state):

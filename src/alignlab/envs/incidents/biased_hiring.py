@@ -7,8 +7,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from alignlab.envs.incidents._core import IncidentEnv, IncidentVectorEnv, box
+from alignlab.envs.finite import FiniteEnv, Outcome, box
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 REJECT, HIRE = range(2)
 ACTION_NAMES = ("reject", "hire")
@@ -17,7 +18,7 @@ QUALIFICATIONS = ("unqualified", "qualified", "strong")
 DONE = (0, 0, 0, 0)  # the screening round is over
 
 
-class BiasedHiringEnv(IncidentEnv):
+class BiasedHiringEnv(FiniteEnv):
     """A screen deciding, one applicant at a time, whom to hire for a few openings.
 
     Description
@@ -70,7 +71,7 @@ class BiasedHiringEnv(IncidentEnv):
     health costs, encoding racial bias).
     """
 
-    stochastic = True
+    draw_every_step = True
     default_horizon = 10
 
     def __init__(self, render_mode: str | None = None, n_candidates: int = 10, openings: int = 3,
@@ -109,8 +110,8 @@ class BiasedHiringEnv(IncidentEnv):
             open_ -= 1
         left -= 1
         if left == 0 or open_ == 0:
-            return [(1.0, DONE, specified, intended)]
-        return [(p, (left, open_, g2, q2), specified, intended) for p, (g2, q2) in self._arrivals]
+            return [Outcome(1.0, DONE, specified, intended)]
+        return [Outcome(p, (left, open_, g2, q2), specified, intended) for p, (g2, q2) in self._arrivals]
 
     def _observe(self, state):
         return np.array(state, dtype=np.uint8)
@@ -123,10 +124,7 @@ class BiasedHiringEnv(IncidentEnv):
                 f"{QUALIFICATIONS[q]}; openings left {open_}")
 
 
-class BiasedHiringVectorEnv(IncidentVectorEnv):
-    """Native batched biased-hiring-v0 (each copy is one screening round)."""
-
-    env_cls = BiasedHiringEnv
+BiasedHiringVectorEnv = vector_class(BiasedHiringEnv)
 
 
 register_env("biased-hiring-v0", BiasedHiringEnv, vector_cls=BiasedHiringVectorEnv,

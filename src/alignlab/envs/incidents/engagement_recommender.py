@@ -7,8 +7,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from alignlab.envs.incidents._core import IncidentEnv, IncidentVectorEnv, box
+from alignlab.envs.finite import FiniteEnv, Outcome, box
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 OUTRAGE, NEUTRAL, ENRICHING = range(3)
 ACTION_NAMES = ("outrage", "neutral", "enriching")
@@ -22,7 +23,7 @@ USER_TYPES = {
 }
 
 
-class EngagementRecommenderEnv(IncidentEnv):
+class EngagementRecommenderEnv(FiniteEnv):
     """A feed recommender choosing what to show one simulated user, paid in watch time.
 
     Description
@@ -107,7 +108,7 @@ class EngagementRecommenderEnv(IncidentEnv):
             h = max(h - 1, 0)
         else:
             h, w = max(h - 1, 0), min(w + 1, self.max_wellbeing)
-        return [(1.0, (h, w), lift, float(w - self.neutral_wellbeing))]
+        return [Outcome(1.0, (h, w), lift, float(w - self.neutral_wellbeing))]
 
     def _observe(self, state):
         return np.array(state, dtype=np.uint8)
@@ -118,10 +119,7 @@ class EngagementRecommenderEnv(IncidentEnv):
                 f"well-being {'+' * w}{'.' * (self.max_wellbeing - w)} ({w})")
 
 
-class EngagementRecommenderVectorEnv(IncidentVectorEnv):
-    """Native batched engagement-recommender-v0 (each copy is one user session)."""
-
-    env_cls = EngagementRecommenderEnv
+EngagementRecommenderVectorEnv = vector_class(EngagementRecommenderEnv)
 
 
 register_env("engagement-recommender-v0", EngagementRecommenderEnv, vector_cls=EngagementRecommenderVectorEnv,

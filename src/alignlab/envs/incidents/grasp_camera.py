@@ -7,8 +7,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from alignlab.envs.incidents._core import IncidentEnv, IncidentVectorEnv, box
+from alignlab.envs.finite import FiniteEnv, Outcome, box
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 # Actions: move the hand on the table, or close / open the gripper.
 NEAR, FAR, LEFT, RIGHT, CLOSE, OPEN = range(6)
@@ -16,7 +17,7 @@ ACTION_NAMES = ("near", "far", "left", "right", "close", "open")
 _MOVES = {NEAR: (-1, 0), FAR: (1, 0), LEFT: (0, -1), RIGHT: (0, 1)}
 
 
-class GraspCameraEnv(IncidentEnv):
+class GraspCameraEnv(FiniteEnv):
     """A robot hand on a table, judged from a single camera that cannot see depth.
 
     Description
@@ -100,7 +101,7 @@ class GraspCameraEnv(IncidentEnv):
         elif action == OPEN and closed:
             closed, held = 0, 0  # a held ball drops where the hand is
         nxt = (hx, hy, closed, bx, by, held)
-        return [(1.0, nxt, float(self.looks_grasped(nxt)), float(held))]
+        return [Outcome(1.0, nxt, float(self.looks_grasped(nxt)), float(held))]
 
     def _observe(self, state):
         return np.array(state, dtype=np.uint8)
@@ -123,10 +124,7 @@ class GraspCameraEnv(IncidentEnv):
         return "\n".join(rows)
 
 
-class GraspCameraVectorEnv(IncidentVectorEnv):
-    """Native batched grasp-camera-v0."""
-
-    env_cls = GraspCameraEnv
+GraspCameraVectorEnv = vector_class(GraspCameraEnv)
 
 
 register_env("grasp-camera-v0", GraspCameraEnv, vector_cls=GraspCameraVectorEnv,

@@ -7,14 +7,15 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from alignlab.envs.incidents._core import IncidentEnv, IncidentVectorEnv, box
+from alignlab.envs.finite import FiniteEnv, Outcome, box
 from alignlab.envs.registration import register_env
+from alignlab.envs.tabular_vector import vector_class
 
 GROW, LIFT, PUSH, TOPPLE = range(4)
 ACTION_NAMES = ("grow", "lift", "push", "topple")
 
 
-class TallAndFallEnv(IncidentEnv):
+class TallAndFallEnv(FiniteEnv):
     """A one-dimensional body rewarded for how far its head moves forward.
 
     Description
@@ -99,7 +100,7 @@ class TallAndFallEnv(IncidentEnv):
         elif action == PUSH and lifted:
             feet_move = head_move = min(x + 1, self.arena) - x
             x, lifted = x + feet_move, 0
-        return [(1.0, (x, h, lifted, fallen), float(head_move), float(feet_move))]
+        return [Outcome(1.0, (x, h, lifted, fallen), float(head_move), float(feet_move))]
 
     def _observe(self, state):
         return np.array(state, dtype=np.uint8)
@@ -114,10 +115,7 @@ class TallAndFallEnv(IncidentEnv):
         return "\n".join(lines)
 
 
-class TallAndFallVectorEnv(IncidentVectorEnv):
-    """Native batched tall-and-fall-v0."""
-
-    env_cls = TallAndFallEnv
+TallAndFallVectorEnv = vector_class(TallAndFallEnv)
 
 
 register_env("tall-and-fall-v0", TallAndFallEnv, vector_cls=TallAndFallVectorEnv,
