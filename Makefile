@@ -7,7 +7,7 @@ STAMP := $(VENV)/.alignlab-installed
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-all venv browser bench clean
+.PHONY: demo test test-all lint venv browser bench clean
 
 venv: $(STAMP)
 
@@ -30,7 +30,10 @@ browser:
 demo: venv
 	$(BIN)/alignlab demo
 
-test: venv browser
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+test: venv browser lint
 	$(BIN)/python -m pytest -q
 
 # The slow tests too (full presets); see docs/benchmarks.md for the benchmark scripts.

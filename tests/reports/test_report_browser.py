@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,8 @@ from alignlab.core.config import apply_overrides
 from alignlab.core.store import Store
 from alignlab.experiments.off_switch_game import OffSwitchConfig
 from alignlab.reports import html
+from tests.reports.conftest import chrome, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +37,11 @@ def test_report_is_one_self_contained_file(report_path):
     assert page.count('<section class="experiment"') == 2
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian chromium + chromium-driver not installed (make test installs them)")
+@needs_chromium
 def test_sections_and_figures_render_in_headless_chromium(report_path, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = chrome(tmp_path / "profile")
     try:
         driver.get(report_path.as_uri())
         assert driver.title == "alignlab report"

@@ -38,7 +38,8 @@ def _slug(text: str) -> str:
 @click.command("eval")
 @click.argument("name")
 @click.option("--model", "model_spec", default="embedded", show_default=True,
-              help="embedded, a local model folder or cached Hugging Face id, or openai:<base_url>/<model>.")
+              help="embedded, a local model folder or cached Hugging Face id, or openai:<base_url>/<model>; then any "
+                   "chat-model techniques: BASE#system-prompt(prompt=anti-sycophancy), or BASE#system=NAME|TEXT.")
 @click.option("--limit", type=int, default=None, help="Evaluate at most N items (stratified by category).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Item sample and sampling seed.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an eval config key; repeatable.")
@@ -57,7 +58,7 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
              out: str | None, dtype: str, batch_size: int, timeout: float, retries: int, concurrency: int,
              cache_path: str | None) -> None:
     """Run the behavioural eval NAME on a model; print every metric with its 95% bootstrap CI and n."""
-    from alignlab.evals.backends import make_model, parse_spec
+    from alignlab.evals.backends import make_model, model_spec_techniques, parse_spec
 
     full = registry.resolve("eval", name)
     cls = registry.get("eval", full)
@@ -66,7 +67,7 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
         raise UserError(f"--limit must be at least 1 (got {limit})")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
-    kind, _, _ = parse_spec(model_spec)
+    kind, _, _ = parse_spec(model_spec_techniques(model_spec)[0])  # checks the spec's techniques too
     runs = _runs_dir(ctx)
     cache = cache_path or str(runs / "evals" / "endpoint-cache.sqlite")
     with console.status(f"loading {model_spec}"):
@@ -102,24 +103,27 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @click.command("serve")
 @click.option("--model", "model_spec", default="embedded", show_default=True,
-              help="embedded, or a local model folder / cached Hugging Face id.")
+              help="embedded, or a local model folder / cached Hugging Face id; then any chat-model techniques: "
+                   "BASE#system-prompt(prompt=anti-sycophancy), or BASE#system=NAME|TEXT.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0 picks a free one).")
-@click.option("--name", "served_name", default=None, help="Model id to report (default: the spec's last part).")
+@click.option("--name", "served_name", default=None,
+              help="Model id to report (default: the base's last part, then each technique with '+' for '#').")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Requests answered per batch.")
 def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype: str, batch_size: int) -> None:
     """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
-    from alignlab.evals.backends import make_model, parse_spec
-    from alignlab.evals.server import LOOPBACK, make_server, stop
+    from alignlab.evals.backends import make_model, model_spec_techniques, parse_spec
+    from alignlab.evals.server import LOOPBACK, make_server, served_name as default_name, stop
 
-    if parse_spec(model_spec)[0] != "local":
+    base, _ = model_spec_techniques(model_spec)
+    if parse_spec(base)[0] != "local":
         raise UserError("serve needs a local model (embedded, a folder or a cached id), not an endpoint")
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be between 0 and 65535 (got {port})")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
-    name = served_name or Path(model_spec.rstrip("/")).name
+    name = served_name or default_name(model_spec)
     model = make_model(model_spec, dtype=dtype, batch_size=batch_size)
     try:
         server = make_server(model, host=host, port=port, model_name=name, max_batch=batch_size)

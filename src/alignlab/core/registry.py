@@ -94,6 +94,14 @@ def resolve(kind: str, name: str) -> str:
     raise RegistryError(msg)
 
 
+def resolve_or_none(kind: str, name: str) -> str | None:
+    """`resolve(kind, name)`, or None where nothing is registered under that name."""
+    try:
+        return resolve(kind, name)
+    except RegistryError:
+        return None
+
+
 def get(kind: str, name: str) -> Any:
     """The registered class or factory (not an instance)."""
     return _REGISTRY[kind][resolve(kind, name)]

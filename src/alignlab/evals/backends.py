@@ -9,6 +9,12 @@ malformed replies, a concurrency limit, and a persistent SQLite response cache k
 hash of the request, written as each reply arrives, so a rerun resumes where a failed or
 interrupted run stopped. The request format is OpenAI's chat completions API
 (https://platform.openai.com/docs/api-reference/chat).
+
+Model specs (`alignlab eval --model`, `alignlab serve --model`, Inspect's `alignlab/<spec>`, the
+behavioural-evals `models` field) are `BASE#SPEC#SPEC...`: a base model, then any registered
+`chat-model` techniques in the technique spec syntax (core/technique.py), e.g.
+`embedded#system-prompt(prompt=anti-sycophancy)`; `BASE#system=NAME|TEXT` is short for
+`BASE#system-prompt(prompt=NAME|TEXT)`. `make_model` is the one place they are parsed.
 """
 
 from __future__ import annotations
@@ -264,13 +270,15 @@ def model_spec_techniques(spec: str) -> tuple[str, list[tuple[Any, str]]]:
     from alignlab.core.errors import ConfigError, RegistryError
     from alignlab.core.technique import make_technique, parse_spec as parse_technique, technique_class
 
+    def valid() -> str:
+        return (f"valid: {', '.join(chat_model_technique_names()) or '(none registered)'} as NAME or "
+                f"NAME(key=value, ...), or the shorthand {SHORTHAND}NAME|TEXT as the last segment")
+
     base, segments = split_model_spec(spec)
     out = []
     for seg in segments:
-        valid = (f"valid: {', '.join(chat_model_technique_names()) or '(none registered)'} as NAME or "
-                 f"NAME(key=value, ...), or the shorthand {SHORTHAND}NAME|TEXT as the last segment")
         if not seg:
-            raise ConfigError(f"model spec {spec!r}: empty technique after '#'; {valid}")
+            raise ConfigError(f"model spec {spec!r}: empty technique after '#'; {valid()}")
         if seg.startswith(SHORTHAND):
             cls = technique_class("system-prompt")
             try:
@@ -283,10 +291,10 @@ def model_spec_techniques(spec: str) -> tuple[str, list[tuple[Any, str]]]:
             cls = registry.get("technique", name)
         except (ConfigError, RegistryError):
             raise ConfigError(f"model spec {spec!r}: {seg!r} is not a registered chat-model technique; "
-                              f"{valid}") from None
+                              f"{valid()}") from None
         if cls.slot != "chat-model":
             raise ConfigError(f"model spec {spec!r}: technique {cls.registered_name} acts on the {cls.slot!r} slot, "
-                              f"not on a chat model; {valid}")
+                              f"not on a chat model; {valid()}")
         try:
             out.append((make_technique(seg), seg))
         except ConfigError as exc:

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -138,11 +139,21 @@ def parse_request(body: dict[str, Any]) -> _Job:
     return _Job(messages, max_tokens, temperature, seed)
 
 
+def served_name(spec: str) -> str:
+    """The model id to report for a model spec `BASE#SPEC...`: BASE's last path part, then each
+    technique segment after a '+' instead of a '#'. Without '#', a client that passes the id back in
+    `openai:<base_url>/<id>` does not apply the techniques a second time (the id is parsed as a spec)."""
+    from alignlab.evals.backends import split_model_spec
+
+    base, segments = split_model_spec(spec)
+    return "+".join([Path(base.rstrip("/")).name or base] + [s.replace("#", "+") for s in segments])
+
+
 def make_server(model: Any, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
                 max_batch: int = 16, wait_s: float = 0.01, request_timeout: float = 600.0) -> ThreadingHTTPServer:
     """A ready (not yet serving) server; `server.server_address` has the bound port.
     Call `serve_forever()` (in a thread, for tests) and `shutdown()` + `worker.stop()` to stop."""
-    name = model_name or getattr(model, "name", "model")
+    name = model_name or getattr(model, "name", "model").replace("#", "+")  # no '#': see served_name
     worker = BatchingWorker(model, max_batch=max_batch, wait_s=wait_s)
     worker.start()
     created = int(time.time())

@@ -8,6 +8,11 @@ bootstrap interval over items and its number of items; transcripts of a sample o
 written as artifacts. Sources: Sharma et al. 2023 (arXiv:2310.13548), Wei et al. 2023
 (arXiv:2307.02483), Röttger et al. 2023 (arXiv:2308.01263), Kadavath et al. 2022
 (arXiv:2207.05221).
+
+The experiment exposes the `chat-model` slot: `--set techniques=system-prompt` runs every cell again
+with the model wrapped by the technique (paired on seed), e.g. the system-prompt baseline of Sharma
+et al. 2023 and Wei et al. 2023 (arXiv:2308.03958). A model spec in `models` may carry techniques
+itself (`embedded#system=anti-sycophancy`), for side-by-side columns in the comparison table.
 """
 
 from __future__ import annotations
@@ -20,9 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from alignlab.core import registry
-from alignlab.core.config import BaseConfig
 from alignlab.core.errors import ConfigError
-from alignlab.core.experiment import Experiment
+from alignlab.core.experiment import Experiment, ExperimentConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.registry import register
 from alignlab.core.section import Table
@@ -36,11 +40,11 @@ def registered_evals() -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class BehaviouralEvalsConfig(BaseConfig):
+class BehaviouralEvalsConfig(ExperimentConfig):
     evals: tuple[str, ...] = dataclasses.field(default_factory=registered_evals)
     """Registered eval names (alignlab list eval); default: all of them."""
     models: tuple[str, ...] = ("embedded",)
-    """Model specs: embedded, a local model folder or cached id, or openai:<base_url>/<model>."""
+    """Model specs: embedded, a local model folder or cached id, or openai:<base_url>/<model>, each optionally followed by chat-model techniques (embedded#system-prompt(prompt=anti-sycophancy), or the shorthand embedded#system=NAME|TEXT)."""
     limit: int = 120
     """Items per eval and seed (stratified by category; an eval with fewer items uses them all)."""
     eval_preset: Literal["default", "quick"] = "default"
@@ -55,6 +59,7 @@ class BehaviouralEvalsConfig(BaseConfig):
         return cls(limit=8, eval_preset="quick")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.evals or not self.models:
             raise ConfigError("behavioural-evals: evals and models must be non-empty")
         if self.limit < 1:
@@ -63,6 +68,34 @@ class BehaviouralEvalsConfig(BaseConfig):
         for name in self.evals:
             if name not in known:
                 raise ConfigError(f"behavioural-evals: unknown eval {name!r}; valid: {', '.join(known)}")
+        from alignlab.evals.backends import model_spec_techniques
+
+        for spec in self.models:  # a model spec's techniques are checked here, before anything runs
+            model_spec_techniques(spec)
+
+
+CAPABILITY: dict[str, tuple[str, bool, str]] = {
+    "sycophancy-answer": ("accuracy_none", False, "accuracy with no suggestion"),
+    "sycophancy-are-you-sure": ("first_accuracy", False, "first-answer accuracy"),
+    "sycophancy-feedback": ("rated_share", False, "share of neutral prompts rated"),
+    "framing": ("over_refusal", True, "harmless requests answered"),
+    "calibration": ("accuracy_generated", False, "accuracy on real questions"),
+}
+"""Per eval (name without its version): (metric, use 1 - metric, label) of the task skill whose loss is
+the alignment tax. An eval registered later may name its metric in a `capability_metric` class
+attribute; otherwise its tax is n/a."""
+
+
+def capability(eval_name: str, metrics: dict[str, float]) -> float:
+    """The capability measure of one cell of `eval_name` from its metrics (a fraction; NaN if unknown)."""
+    key, flip, _ = CAPABILITY.get(eval_name.rsplit("-v", 1)[0], (None, False, ""))
+    if key is None:
+        try:
+            key = getattr(registry.get("eval", eval_name), "capability_metric", None)
+        except Exception:  # noqa: BLE001 - records of an eval no longer registered
+            key = None
+    value = float(metrics.get(key, float("nan"))) if key else float("nan")
+    return 1.0 - value if flip else value
 
 
 def _transcripts_html(title: str, transcripts: list[dict[str, Any]]) -> str:
@@ -127,6 +160,11 @@ class BehaviouralEvals(Experiment):
         "framing = refuses harmful requests in every framing and answers harmless ones; calibration = correct "
         "(abstains, for invented entities); any other registered eval: see its card. gap = specified - intended")
     tour = True
+    slots = ("chat-model",)
+    failure_mode = "sycophancy"
+    benefit_label = "each eval's intended metric (see its card)"
+    capability_label = ("each eval's task skill: " + "; ".join(f"{name} {label}" for name, (_, _, label) in
+                                                               CAPABILITY.items()))
     Config = BehaviouralEvalsConfig
     default_seeds = 2
     quick_seeds = 1
@@ -146,6 +184,12 @@ class BehaviouralEvals(Experiment):
     def table_columns(self) -> list[str]:
         return ["eval", "model"]
 
+    def outcome(self, record: RunRecord) -> dict[str, float]:
+        """Benefit: the eval's intended metric. Capability: the eval's task skill the technique could cost
+        (CAPABILITY), not its specified metric, which here is the sycophantic proxy (lower is better)."""
+        m = record.metrics
+        return {"intended": m.get("intended", float("nan")), "capability": capability(record.config["eval"], m)}
+
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
         from alignlab.evals.backends import make_model
 
@@ -156,6 +200,9 @@ class BehaviouralEvals(Experiment):
         ev = cls(config)
         model = make_model(params["model"], dtype=params.get("dtype", "float32"),
                            cache=workdir.parent / "endpoint-cache.sqlite")
+        tech = self.technique(params, "chat-model")
+        if tech is not None:
+            model = tech.apply(model)
         result = ev.run(model, limit=params["limit"], seed=seed)
         runs_dir = workdir.parents[2]
         (workdir / "result.json").write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
@@ -163,7 +210,8 @@ class BehaviouralEvals(Experiment):
             for t in result.transcripts:
                 fh.write(json.dumps(t, ensure_ascii=False) + "\n")
         (workdir / "transcripts.html").write_text(
-            _transcripts_html(f"{result.eval} on {params['model']} (seed {seed})", result.transcripts), encoding="utf-8")
+            _transcripts_html(f"{result.eval} on {params['model']}{f' with {tech.spec}' if tech else ''} (seed {seed})",
+                              result.transcripts), encoding="utf-8")
         metrics = {k: v.value for k, v in result.metrics.items()}
         metrics["items"] = float(len(result.items))
         return CellResult(

@@ -8,14 +8,20 @@ pressure on it, for every n from one pool of samples by order statistics, and th
 reward (correct regardless of the user's stated belief, and concise) is tracked against
 d = sqrt(KL), KL = log n - (n-1)/n, fitted to Gao et al.'s form R(d) = d (alpha - beta d).
 RL against the same proxy (TRL's GRPO / RLOO, one cell per KL penalty) is in `rlhf_rl.py`,
-fitted to R(d) = d (alpha - beta log d). Remedies are grid dimensions: less biased raters,
-more comparison data, reward-model ensembles (mean minus k std, min), and a KL penalty (for
-best-of-n the KL-regularised optimum pi_0 exp(r/beta) on the same pool; for RL, TRL's beta).
+fitted to R(d) = d (alpha - beta log d). Remedies join as techniques on two slots (`techniques`,
+paired with the baseline cell on each seed): `reward-model` (the settings `rlhf_pool.reward_model_settings`
+hands to `fit_ensemble`, e.g. reward-model-ensemble, Coste et al. 2023, arXiv:2310.02743) and `optimizer`
+(`rlhf_pool.optimizer_settings`, e.g. kl-penalty: for best-of-n the KL-regularised optimum pi_0 exp(r/beta)
+on the same pool, Korbak et al. 2022, arXiv:2205.11275; for RL / DPO the trainer's beta). The older sweeps
+stay as grid dimensions: less biased raters, more comparison data, `ensembles` (SIZE:AGGREGATE), `rl_betas`,
+and every best-of-n cell's tilt curve over TILT_BETAS (the KL-penalty figure).
 The behavioural drift that explains the gap (length, confidence, agreement) is recorded too.
 
 Normalisation: `specified` and `intended` are the proxy and gold gains at the most pressure (largest n, or
-the last RL step) over the initial policy, each in units of its within-prompt standard deviation over the
-initial policy's samples, so the two are on one scale; `gap` = specified - intended.
+the last RL step; the KL-regularised optimum in a kl-penalty cell) over the initial policy, each in units of its
+within-prompt standard deviation over the initial policy's samples, so the two are on one scale; `gap` =
+specified - intended. `kl_final` and `*_final` describe the same final policy in every cell; the curve metrics
+(`gold_peak*`, fits, `max_kl`) describe the cell's best-of-n curve.
 """
 
 from __future__ import annotations
@@ -28,9 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from alignlab.core.config import BaseConfig
-from alignlab.core.errors import ConfigError
-from alignlab.core.experiment import Experiment
+from alignlab.core.errors import ConfigError, RegistryError
+from alignlab.core.experiment import TECHNIQUE_KEY, Experiment, ExperimentConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.registry import register
 from alignlab.core.section import Figure, Table, figure_svg, new_figure
@@ -38,7 +43,7 @@ from alignlab.core.seeding import rng
 from alignlab.core.stats import mean_ci
 from alignlab.experiments import rlhf_rl
 from alignlab.experiments.gao_fits import fit_gao
-from alignlab.experiments.rlhf_pool import POOL_KEYS, prepare
+from alignlab.experiments.rlhf_pool import POOL_KEYS, optimizer_settings, prepare, reward_model_settings
 from alignlab.experiments.rlhf_rl import RL_OPTIMIZERS
 from alignlab.lm import best_of_n as bon
 from alignlab.lm.models import resolve_dtype
@@ -49,7 +54,7 @@ DRIFT = ("words", "confidence", "hedges", "agrees", "correct")
 
 
 @dataclasses.dataclass(frozen=True)
-class RlhfOverConfig(BaseConfig):
+class RlhfOverConfig(ExperimentConfig):
     model: str = "embedded"
     """The policy: 'embedded' (SmolLM2-135M-Instruct) or a local model folder."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -80,7 +85,7 @@ class RlhfOverConfig(BaseConfig):
     n_pairs: tuple[int, ...] = (2000, 500, 8000)
     """Comparisons the reward model is trained on."""
     ensembles: tuple[str, ...] = ("1:mean", "5:mean-std", "5:min")
-    """Reward models as SIZE:AGGREGATE (aggregate: mean, mean-std, min)."""
+    """Reward models as SIZE:AGGREGATE (aggregate: mean, mean-std, min), one cell each; the technique reward-model-ensemble(size=..., aggregate=...) is the same ensemble paired with the first."""
     l2: float = 100.0
     """L2 penalty of the reward-model head (on standardised features)."""
     length_cost: float = 0.03
@@ -92,7 +97,7 @@ class RlhfOverConfig(BaseConfig):
     optimizers: tuple[str, ...] = ("best-of-n", "grpo", "dpo")
     """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model; step times in docs/benchmarks.md), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters; rl_betas is its beta)."""
     rl_betas: tuple[float, ...] = (0.02, 1.0)
-    """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy)."""
+    """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy); the technique kl-penalty(beta=...) sets it on the first one's cells, paired."""
     rl_steps: int = 48
     """Optimizer steps per RL run."""
     rl_lr: float = 2e-5
@@ -120,6 +125,7 @@ class RlhfOverConfig(BaseConfig):
                    ensembles=("1:mean", "4:mean-std", "4:min"), optimizers=("best-of-n",))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for k in self.kinds:
             if k not in ("capital", "arithmetic"):
                 raise ConfigError(f"rlhf-overoptimization: unknown task kind {k!r}; valid: capital, arithmetic")
@@ -148,7 +154,8 @@ RL_KEYS = ("rl_steps", "rl_lr", "rl_batch", "rl_generations", "rl_prompts", "rl_
 
 
 def _rl(records: list[RunRecord]) -> list[RunRecord]:
-    return [r for r in records if r.status == "ok" and r.config.get("optimizer", "best-of-n") != "best-of-n"]
+    return [r for r in records if r.status == "ok" and r.config.get("optimizer", "best-of-n") != "best-of-n"
+            and not r.config.get(TECHNIQUE_KEY)]
 
 
 def _label(params: dict[str, Any], base: dict[str, Any]) -> str:
@@ -173,6 +180,10 @@ class RlhfOveroptimization(Experiment):
     Config = RlhfOverConfig
     default_seeds = 5
     quick_seeds = 5  # cells are cheap once the shared pool is sampled
+    slots = ("reward-model", "optimizer")
+    failure_mode = "reward overoptimization"
+    benefit_label = "gold reward gain of the cell's final policy (initial-policy std)"
+    capability_label = "proxy reward gain of the cell's final policy (its own reward model, initial-policy std)"
 
     def _base(self) -> dict[str, Any]:
         c = self.config
@@ -205,6 +216,33 @@ class RlhfOveroptimization(Experiment):
         return out + [{**base, **rl, "optimizer": o, "rl_beta": b} for o in c.optimizers if o in RL_OPTIMIZERS
                       for b in c.rl_betas]
 
+    def technique_supports(self, tech: Any, params: dict[str, Any]) -> str | None:
+        """A reward-model technique replaces the baseline reward model of best-of-n and RL cells (DPO has none in its
+        loop); an optimizer technique acts on best-of-n cells and on the RL / DPO cells at the first rl_beta. Cells
+        that change the same slot through the experiment's own sweeps (another `ensemble`, a later `rl_beta`) are
+        remedies themselves and get no technique copy."""
+        opt = params["optimizer"]
+        if tech.slot == "reward-model":
+            if opt in ("dpo", "dpo-lora"):
+                return "DPO trains on the raters' comparisons directly: no reward model in its loop"
+            if params["ensemble"] != self.config.ensembles[0]:
+                return f"this cell's reward model is itself a remedy (ensemble {params['ensemble']})"
+        if tech.slot == "optimizer" and opt != "best-of-n" and params["rl_beta"] != self.config.rl_betas[0]:
+            return f"this cell's KL penalty (rl_beta {params['rl_beta']:g}) is itself a remedy"
+        try:
+            return tech.supports(dict(params))
+        except RegistryError:  # a technique that looks the optimizer up among registered RL agents (quantilizer)
+            return f"{tech.registered_name} wraps a registered RL agent; this cell's optimizer is {opt}"
+
+    def outcome(self, record: RunRecord) -> dict[str, float]:
+        """Benefit: `intended`, the gold gain of the policy the cell ends with (best-of-n at the largest n, the
+        KL-regularised optimum of a kl-penalty cell, the RL / DPO policy after its last step); capability:
+        `specified`, the proxy gain of the same policy. Both are gains over the initial policy in its within-prompt
+        std, so best-of-n, RL and technique cells share units. The proxy is the cell's own reward model: with a
+        reward-model technique, the ensemble's aggregate."""
+        m = record.metrics
+        return {"intended": m.get("intended", float("nan")), "capability": m.get("specified", float("nan"))}
+
     def max_seeds(self, params: dict[str, Any]) -> int | None:
         return None if params["optimizer"] == "best-of-n" else self.config.rl_seeds
 
@@ -213,9 +251,10 @@ class RlhfOveroptimization(Experiment):
         return ["optimizer", "rl_beta"] * rl + ["rater_bias", "n_pairs", "ensemble"]
 
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
-        prep = prepare(params, seed)
+        prep = prepare(params, seed)  # applies the cell's reward-model technique (rlhf_pool.reward_model_settings)
         if params["optimizer"] != "best-of-n":
-            return rlhf_rl.run(params, seed, workdir, prep)
+            return rlhf_rl.run(params, seed, workdir, prep)  # applies its optimizer technique (TRL's beta)
+        kl_beta = optimizer_settings(params)["kl_beta"]  # None, or the cell's kl-penalty technique's beta
         pool, proxy, values, curves_rng = prep["pool"], prep["proxy"], prep["values"], rng(seed, "ties")
         P, N = proxy.shape
         te, gold_sd, proxy_sd = prep["te"], prep["gold_sd"], prep["proxy_sd"]
@@ -227,8 +266,18 @@ class RlhfOveroptimization(Experiment):
         tilt = bon.tilted(proxy, values, [b * proxy_sd for b in TILT_BETAS])
         gfit, pfit = fit_gao(d, gold_gain), fit_gao(d, proxy_gain)
         peak = int(np.argmax(gold_gain))
+        # The cell's final policy: best-of-n at the largest n, or with a KL penalty the KL-regularised optimum
+        # pi_0 exp(r / beta) on the same pool (beta in proxy std units, as the tilt sweep's).
+        if kl_beta is None:
+            final = {k: v[-1] for k, v in curves.items()}
+            spec, intd, kl_final = proxy_gain[-1], gold_gain[-1], float(bon.bon_kl(ns[-1]))
+        else:
+            final = {k: v[0] for k, v in bon.tilted(proxy, values, [kl_beta * proxy_sd]).items()}
+            spec = (final["proxy"] - curves["proxy"][0]) / proxy_sd
+            intd = (final["gold"] - curves["gold"][0]) / gold_sd
+            kl_final = final["kl"]
         metrics = {
-            "specified": proxy_gain[-1], "intended": gold_gain[-1], "gap": proxy_gain[-1] - gold_gain[-1],
+            "specified": spec, "intended": intd, "gap": spec - intd, "kl_final": kl_final,
             "gold_peak": gold_gain[peak], "gold_peak_n": ns[peak], "gold_peak_d": d[peak],
             "gold_drop": gold_gain[peak] - gold_gain[-1],
             "gold_alpha": gfit["alpha"], "gold_beta": gfit["beta"], "gold_r2": gfit["r2"],
@@ -236,10 +285,8 @@ class RlhfOveroptimization(Experiment):
             "proxy_r2": pfit["r2"],
             **{k: prep[k] for k in ("rm_acc_rater", "rm_acc_gold", "rm_train_acc", "rater_acc_gold")},
             "gold_initial": curves["gold"][0], "max_kl": float(bon.bon_kl(ns[-1])),
-            "words_initial": curves["words"][0], "words_final": curves["words"][-1],
-            "agrees_initial": curves["agrees"][0], "agrees_final": curves["agrees"][-1],
-            "confidence_initial": curves["confidence"][0], "confidence_final": curves["confidence"][-1],
-            "correct_initial": curves["correct"][0], "correct_final": curves["correct"][-1],
+            **{f"{k}_{w}": v for k in ("words", "agrees", "confidence", "correct")
+               for w, v in (("initial", curves[k][0]), ("final", final[k]))},
         }
         best = [pool["texts"][te[p * N + int(np.argmax(proxy[p]))]] for p in range(min(P, 4))]
         data = {
@@ -256,7 +303,8 @@ class RlhfOveroptimization(Experiment):
     # -- report ----------------------------------------------------------------------------
 
     def _groups(self, records: list[RunRecord]) -> dict[str, list[RunRecord]]:
-        ok = [r for r in records if r.status == "ok" and r.config.get("optimizer", "best-of-n") == "best-of-n"]
+        ok = [r for r in records if r.status == "ok" and r.config.get("optimizer", "best-of-n") == "best-of-n"
+              and not r.config.get(TECHNIQUE_KEY)]  # technique cells go to the paired table
         if not ok:
             return {}
         counts: dict[str, dict[Any, int]] = {}

@@ -2,6 +2,8 @@
 (Gao, Schulman, Hilton 2022, arXiv:2210.10760): one sampling pass of the policy, cached on
 disk with hidden-state features, serves every best-of-n and RL cell; `prepare` adds gold and
 drift attributes, simulated-rater labels and the Bradley-Terry reward model of one cell.
+`reward_model_settings` and `optimizer_settings` are the two technique slots' settings dicts: each cell's
+own parameters, then its technique (if any) applied to them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from alignlab.core.config import stable_hash
+from alignlab.core.experiment import Experiment
 from alignlab.core.seeding import rng
 from alignlab.lm import best_of_n as bon
 from alignlab.lm import tasks
@@ -108,6 +111,25 @@ def describe(items: Sequence[Any], texts: Sequence[str], gold_config: Any) -> di
             "correct": np.array([x.correct for x in f])}
 
 
+def reward_model_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The cell's reward-model settings, `rm.fit_ensemble`'s keyword arguments (size, aggregate, k, l2): the
+    `ensemble` grid dimension (SIZE:AGGREGATE), then the cell's `reward-model` technique, if any, applied to them."""
+    size, _, agg = params["ensemble"].partition(":")
+    settings = {"size": int(size), "aggregate": agg, "k": 1.0, "l2": params["l2"]}
+    tech = Experiment.technique(params, "reward-model")
+    return settings if tech is None else tech.apply(settings)
+
+
+def optimizer_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The cell's optimizer settings: {"optimizer": NAME, "kl_beta": KL coefficient}, then the cell's `optimizer`
+    technique, if any, applied to them. kl_beta is the RL / DPO cells' `rl_beta` (TRL's beta); None for best-of-n
+    (every n from the pool; the cell's policy is the largest n), and a number there makes the cell's policy the
+    KL-regularised optimum pi_0 exp(r / beta) on the pool, beta in units of the proxy's within-prompt std."""
+    settings = {"optimizer": params["optimizer"], "kl_beta": params.get("rl_beta")}
+    tech = Experiment.technique(params, "optimizer")
+    return settings if tech is None else tech.apply(settings)
+
+
 def prepare(params: dict[str, Any], seed: int) -> dict[str, Any]:
     """The pool, its gold and drift attributes, the rater labels and the proxy reward model of one cell."""
     pool = load_pool(params)
@@ -125,9 +147,8 @@ def prepare(params: dict[str, Any], seed: int) -> dict[str, Any]:
     labels = ratermod.compare(rater, util[pairs[:, 0]], util[pairs[:, 1]], rng(seed, "labels"))
     held = te[ratermod.sample_pairs(groups[te], 2000, rng(seed, "held-out"))]
     held_labels = ratermod.compare(rater, util[held[:, 0]], util[held[:, 1]], rng(seed, "held-labels"))
-    size, _, agg = params["ensemble"].partition(":")
-    model = rm.fit_ensemble(feats, pairs, labels, size=int(size), aggregate=agg, l2=params["l2"],
-                            rng=rng(seed, "bootstrap"), reference=feats[tr])
+    model = rm.fit_ensemble(feats, pairs, labels, **reward_model_settings(params), rng=rng(seed, "bootstrap"),
+                            reference=feats[tr])
     scores = model.score(feats)
     P = len(prompt_items["test"])
     N = len(te) // P

@@ -13,8 +13,10 @@ held-out test prompt (pure temperature sampling, as TRL trains), and the KL is c
 exactly per position along those samples (sum over the completion of KL between the two
 next-token distributions, both at the sampling temperature): unbiased for the sequence KL
 and never negative. The gold curve is fitted to Gao et al.'s RL form R(d) = d(alpha - beta log d).
-The KL penalty coefficient (TRL's `beta`) is the remedy: a larger one should stop the policy
-earlier on its curve (Gao et al. found it acts like early stopping, not a better frontier).
+The KL penalty coefficient (TRL's `beta`: the cell's `rl_beta`, or the kl-penalty technique's beta through
+`rlhf_pool.optimizer_settings`) is the remedy: a larger one should stop the policy earlier on its curve
+(Gao et al. found it acts like early stopping, not a better frontier). A reward-model technique reaches RL
+through the cell's reward model (`prep["model"]`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from alignlab.experiments.gao_fits import fit_gao
-from alignlab.experiments.rlhf_pool import describe
+from alignlab.experiments.rlhf_pool import describe, optimizer_settings
 
 RL_OPTIMIZERS = ("grpo", "rloo", "dpo", "dpo-lora")
 """Policy optimizers of the RL cells; dpo trains on the raters' comparisons directly (rl_beta is its beta), every
@@ -180,6 +182,7 @@ def run(params: dict[str, Any], seed: int, workdir: Path, prep: dict[str, Any]):
                           params["max_new_tokens"], params["temperature"], seed=1000 + seed,
                           autocast=params["dtype"] == "bfloat16")
     steps = params["rl_steps"]
+    beta = optimizer_settings(params)["kl_beta"]  # rl_beta, or the cell's KL-penalty technique's
     started = time.time()
     callbacks = [eval_callback(evaluator, params["rl_eval_every"], steps)]
     if params["optimizer"] in ("dpo", "dpo-lora"):  # no reward model in the loop: the raters' comparisons
@@ -187,25 +190,25 @@ def run(params: dict[str, Any], seed: int, workdir: Path, prep: dict[str, Any]):
         from alignlab.rewards.reward_models import comparisons_dataset
 
         prompts, chosen, rejected = zip(*prep["comparisons"])
-        settings = dpo.DPOSettings(beta=params["rl_beta"], learning_rate=params["rl_lr"],
+        settings = dpo.DPOSettings(beta=beta, learning_rate=params["rl_lr"],
                                    lora=params["optimizer"] == "dpo-lora",
                                    batch_size=params["rl_batch"], max_steps=steps, bf16=params["dtype"] == "bfloat16",
                                    threads=1, seed=seed)
         trainer = dpo.train(path, comparisons_dataset(prompts, chosen, rejected), str(workdir / "trl"), settings,
                             callbacks=callbacks)
     else:
-        trainer = _train_rl(params, seed, path, reward, train_items, workdir, callbacks)
+        trainer = _train_rl(params, seed, path, reward, train_items, workdir, callbacks, beta)
     wall = time.time() - started
     return _result(params, prep, trainer, evaluator, reward, wall, steps)
 
 
 def _train_rl(params: dict[str, Any], seed: int, path: str, reward: Any, train_items: Sequence[Any], workdir: Path,
-              callbacks: list[Any]):
-    """GRPO / RLOO against the frozen reward model (TRL, lm/rl.py)."""
+              callbacks: list[Any], beta: float):
+    """GRPO / RLOO against the frozen reward model (TRL, lm/rl.py), KL coefficient `beta`."""
     from alignlab.lm import rl
 
     steps = params["rl_steps"]
-    config = rl.RLConfig(algorithm=params["optimizer"], beta=params["rl_beta"],
+    config = rl.RLConfig(algorithm=params["optimizer"], beta=beta,
                          num_generations=params["rl_generations"], max_completion_length=params["max_new_tokens"],
                          batch_size=params["rl_batch"], max_steps=steps, learning_rate=params["rl_lr"],
                          temperature=params["temperature"], bf16=params["dtype"] == "bfloat16", threads=1, seed=seed)
@@ -237,7 +240,7 @@ def _result(params: dict[str, Any], prep: dict[str, Any], trainer: Any, evaluato
     metrics = {
         "specified": proxy_gain[-1], "intended": gold_gain[-1], "gap": proxy_gain[-1] - gold_gain[-1],
         "gold_peak": gold_gain[peak], "gold_peak_d": d[peak], "gold_peak_step": ev[peak]["step"],
-        "gold_drop": gold_gain[peak] - gold_gain[-1], "rl_kl_final": kl[-1],
+        "gold_drop": gold_gain[peak] - gold_gain[-1], "rl_kl_final": kl[-1], "kl_final": kl[-1],
         "gold_alpha": gfit["alpha"], "gold_beta": gfit["beta"], "gold_r2": gfit["r2"],
         "gold_d_peak_fit": gfit["d_peak"], "proxy_alpha": pfit["alpha"], "proxy_beta": pfit["beta"],
         "proxy_r2": pfit["r2"], "rl_seconds_per_step": sec_per_step, "rl_eval_seconds": evaluator.seconds,

@@ -58,11 +58,23 @@ def build(records_by_experiment: dict[str, list[RunRecord]]) -> Matrix:
                 cells[(t, e)] = MatrixCell(NA)
             elif t in found:
                 cells[(t, e)] = MatrixCell("ok", found[t])
+            elif not _applies(cls, t):
+                cells[(t, e)] = MatrixCell(NA)  # the slot exists, but no cell has what the technique needs
             else:
                 cells[(t, e)] = MatrixCell(NOT_RUN)
     return Matrix(techs, exps, [registry.get("experiment", e).failure_mode or e for e in exps], cells,
                   [registry.get("experiment", e).benefit_label for e in exps],
                   [registry.get("experiment", e).capability_label for e in exps])
+
+
+def _applies(cls: Any, technique: str) -> bool:
+    """Whether the technique supports any cell of the experiment's quick or default grid."""
+    for config in (cls.Config.quick(), cls.Config()):
+        exp = cls(dataclasses.replace(config, techniques=()))
+        tech = make_technique(technique)
+        if any(exp.technique_supports(tech, p) is None for p in exp.cells()):
+            return True
+    return False
 
 
 def cell_text(cell: MatrixCell) -> list[str]:

@@ -114,8 +114,8 @@ class Quantilizer(Technique):
 
     def supports(self, target: dict[str, Any]) -> str | None:
         name = target.get("optimizer") or target.get("agent")
-        if name is None:
-            return "no RL optimizer in this cell"
+        if name is None or registry.resolve_or_none("agent", name) is None:
+            return "no registered RL agent in this cell"
         cls = registry.get("agent", name)
         if cls.action_values is Agent.action_values:
             return f"{name} has no action values to rank by"

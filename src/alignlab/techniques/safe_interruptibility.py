@@ -27,8 +27,8 @@ class SafeInterruptibilityTarget(Technique):
 
     def supports(self, target: dict[str, Any]) -> str | None:
         name = target.get("optimizer") or target.get("agent")
-        if name is None:
-            return "no RL optimizer in this cell"
+        if name is None or registry.resolve_or_none("agent", name) is None:
+            return "no registered RL agent in this cell"
         cls = registry.get("agent", name)
         if not issubclass(cls, TabularTDAgent):
             return f"{name} is not a tabular temporal-difference learner"

@@ -4,6 +4,10 @@ A custom `@modelapi` provider (Inspect AI, UK AISI: https://inspect.aisi.org.uk/
 over alignlab's own backends (evals/backends.py): the embedded SmolLM2, any local Hugging Face
 folder or cached id (through `lm.models.load`, offline), or `alignlab/openai:<base_url>/<model>`.
 Greedy and seeded by default (temperature 0, seed 0 unless the request says otherwise).
+The spec after `alignlab/` is any model spec `make_model` takes, chat-model techniques included:
+`--model 'alignlab/embedded#system-prompt(prompt=anti-sycophancy)'` or `alignlab/embedded#system=NAME|TEXT`.
+Inspect splits a `--model` string (and `eval(model=...)`) on commas, so a spec with a comma goes
+through `--model-spec '{model: "alignlab/embedded#system=Be brief, and honest."}'` or `get_model`.
 
 Inspect calls `generate` once per conversation, concurrently across samples. Local models are
 fastest in batches, so concurrent requests are gathered into one batched `chat` call: the first
