@@ -178,7 +178,9 @@ def test_each_cell_counts_what_it_names_and_what_its_code_names(lab):
     cv = codeversion.CellVersions(lab.exp)
     t = lab.tag
     a, b, tech = (set(cv.components(p)) for p in registry.make("experiment", lab.exp).cells())
-    shared = {("experiment", lab.exp), ("agent", f"{t}-agent-c-v0")}  # the constant BASELINE
+    shared = set(cv.components({}))  # what every cell counts
+    assert shared >= {("experiment", lab.exp), ("agent", f"{t}-agent-c-v0")}  # the constant BASELINE
+    assert not any(name.startswith(t) for _, name in shared - {("experiment", lab.exp), ("agent", f"{t}-agent-c-v0")})
     assert a == shared | {("agent", f"{t}-agent-a-v0")}
     assert b == shared | {("agent", f"{t}-agent-b-v0")}
     assert tech == a | {("technique", f"{t}-tech-v0")}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import pytest
 
@@ -92,6 +94,8 @@ def dummy_eval():
         yield name
     finally:
         registry._REGISTRY["eval"].pop(name, None)
+        # the Inspect adapter finds evals by walking Eval's subclasses (evals/inspect/solver.py): unmark it too
+        del _DummyEval.registered_kind, _DummyEval.registered_name
 
 
 def test_a_registered_eval_joins_the_experiment(dummy_eval):
@@ -103,3 +107,70 @@ def test_a_registered_eval_joins_the_experiment(dummy_eval):
     assert [c["eval"] for c in cls(cls.Config(evals=(dummy_eval,))).cells()] == [dummy_eval]
     with pytest.raises(ConfigError, match=dummy_eval):  # the message lists it among the valid names
         cls.Config(evals=("no-such-eval-v0",))
+
+
+# -- the chat-model technique slot ----------------------------------------------------------
+
+SPEC = "system-prompt(prompt=anti-sycophancy)"
+
+
+def test_technique_cells_pair_with_their_baselines():
+    from alignlab.core.experiment import TECHNIQUE_KEY
+    from alignlab.core.paired import base_key
+
+    cls = registry.get("experiment", "behavioural-evals")
+    assert cls.slots == ("chat-model",) and cls.failure_mode == "sycophancy"
+    config = dataclasses.replace(cls.smoke_config(), models=("embedded", "embedded#system=helpful"), techniques=(SPEC,))
+    exp = cls(config)
+    grid = exp.grid()
+    base = [p for p in grid if TECHNIQUE_KEY not in p]
+    treated = [p for p in grid if TECHNIQUE_KEY in p]
+    assert base == exp.cells() and len(treated) == len(base) == 2
+    assert {p[TECHNIQUE_KEY] for p in treated} == {"system-prompt-v0"}
+    assert sorted(base_key(p) for p in treated) == sorted(base_key(p) for p in base)
+    with pytest.raises(ConfigError, match="slot"):
+        cls(cls.Config(techniques=("quantilizer",)))  # the slot is checked by the experiment
+    with pytest.raises(ConfigError, match="not a registered chat-model technique"):
+        cls.Config(models=("embedded#nope",))
+
+
+def test_a_technique_cell_runs_and_equals_the_shorthand_model(tmp_path):
+    """One technique cell of the smoke config (tiny model): its numbers equal the `#system=` model's."""
+    from alignlab.core.experiment import TECHNIQUE_KEY
+    from alignlab.core.record import code_version
+    from alignlab.lm.testing import cached_tiny_llama
+
+    cls = registry.get("experiment", "behavioural-evals")
+    tiny = str(cached_tiny_llama())
+
+    def execute(config, treated):
+        [params] = [p for p in cls(config).grid() if (TECHNIQUE_KEY in p) == treated]
+        task = runner.Task(cls.registered_name, params, runner.cell_hash(cls.registered_name, params), 0,
+                           code_version(), str(tmp_path / "runs"), "t", "local")
+        record = runner.execute(task)
+        assert record.status == "ok", record.traceback
+        return record
+
+    smoke = dataclasses.replace(cls.smoke_config(), models=(tiny,))
+    treated = execute(dataclasses.replace(smoke, techniques=(SPEC,)), True)
+    shorthand = execute(dataclasses.replace(smoke, models=(f"{tiny}#system=anti-sycophancy",)), False)
+    baseline = execute(smoke, False)
+    assert treated.metrics == shorthand.metrics and treated.data["items"] == shorthand.data["items"]
+    outcome = cls().outcome(treated)
+    assert outcome == {"intended": treated.metrics["intended"], "capability": treated.metrics["accuracy_none"]}
+    section = html.experiment_section(cls.registered_name, [baseline, treated])
+    assert "With and without each technique" in section and "system-prompt-v0" in section
+
+
+def test_outcome_reads_each_evals_capability():
+    from alignlab.core.record import RunRecord
+    from alignlab.experiments.behavioural_evals import capability
+
+    assert capability("framing-v0", {"over_refusal": 0.25}) == 0.75
+    assert capability("sycophancy-are-you-sure-v0", {"first_accuracy": 0.5}) == 0.5
+    assert capability("calibration-v0", {"accuracy_generated": 0.4}) == 0.4
+    assert math.isnan(capability("no-such-eval-v0", {"accuracy": 1.0}))
+    cls = registry.get("experiment", "behavioural-evals")
+    rec = RunRecord(cls.registered_name, {"eval": "sycophancy-feedback-v0"}, "h", 0, "ok", "v",
+                    metrics={"intended": 0.6, "specified": 0.9, "rated_share": 1.0})
+    assert cls().outcome(rec) == {"intended": 0.6, "capability": 1.0}

@@ -48,9 +48,7 @@ def test_eval_cli_general_form_equals_the_shorthand(tiny, tmp_path):
     short, short_t = _eval(tiny, f"#{SHORT}", tmp_path / "short")
     plain, plain_t = _eval(tiny, "", tmp_path / "plain")
     assert general_t == short_t and general["items"] == short["items"] and general["metrics"] == short["metrics"]
-    first = json.loads(general_t.splitlines()[0])["challenge"][0]
-    assert first == {"role": "system", "content": PROMPTS["anti-sycophancy"]}
-    assert json.loads(plain_t.splitlines()[0])["challenge"][0]["role"] == "user"
+    assert general_t != plain_t  # transcripts hold the eval's messages, not the system prompt: the replies differ
     assert general["model"].endswith(f"#{GENERAL}") and short["model"].endswith(f"#{SHORT}")
 
 

@@ -146,3 +146,26 @@ def test_dpo_cell_trains_on_the_raters_comparisons(tmp_path, monkeypatch, optimi
     d = res.data
     assert d["steps"] == [0, 1, 2] and d["kl"][0] == pytest.approx(0, abs=1e-6) and d["kl"][-1] > 0
     assert d["train"] == [] and res.metrics["rl_seconds_per_step"] > 0
+
+
+def test_kl_penalty_technique_sets_trls_beta(tiny_prep, tmp_path, monkeypatch):
+    """An RL cell with kl-penalty(beta=B) trains with TRL's beta = B instead of its rl_beta (same cell otherwise)."""
+    from alignlab.core.technique import make_technique
+    from alignlab.lm import rl
+
+    _, params, prep = tiny_prep
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(path, reward, data, output_dir, config, callbacks=None, **kw):
+        seen.append(config.beta)
+        raise Stop
+
+    monkeypatch.setattr(rl, "train", fake_train)
+    spec = make_technique("kl-penalty(beta=0.5)").spec
+    for cell in (params, {**params, "technique": spec}):
+        with pytest.raises(Stop):
+            rlhf_rl.run(cell, 0, tmp_path / "cell", prep)
+    assert seen == [params["rl_beta"], 0.5]

@@ -13,8 +13,8 @@ A stored cell is keyed by (experiment, config hash, seed, code version). The cod
 - a cell reaches a component by name through the registry, which static imports do not show.
   Counted: the names in the cell's parameters (any string, e.g. `"agent": "q-learning"` or
   `"technique": "quantilizer-v0(q=0.1)"`, resolved as the registry does, so a new `-vN` counts),
-  and names written as literals (or module-level string constants) at `registry.get/make/resolve`
-  calls in the code counted so far, to a fixed point.
+  and names written as literals (or module-level string constants) at registry lookups
+  (`get`, `make`, `resolve`, `resolve_or_none`) in the code counted so far, to a fixed point.
 
 A name a cell resolves by any other route (built at run time, read from a file) cannot be
 predicted; the runner records every registry resolution a cell makes, and a cell that resolved
@@ -42,7 +42,7 @@ RUNNER_MODULE = "alignlab.core.runner"
 UNTRACKED = "~untracked"
 
 _REGISTRY_MODULE = "alignlab.core.registry"
-_LOOKUPS = {f"{_REGISTRY_MODULE}.{f}" for f in ("get", "make", "resolve")}
+_LOOKUPS = {f"{_REGISTRY_MODULE}.{f}" for f in ("get", "make", "resolve", "resolve_or_none")}
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _DOTTED_RE = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?::[\w.]+)?$")
 

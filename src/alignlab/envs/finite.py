@@ -77,8 +77,10 @@ class FiniteEnv(HiddenObjectiveEnv):
     default_horizon: int = 100
     """Steps before truncation when the constructor is given none."""
     draw_every_step: bool = False
-    """Draw one uniform number on every step, not only on steps with several outcomes (set it
-    exactly when some transition has more than one outcome, to match the vector env draw for draw)."""
+    """Draw one uniform number on every step, not only on steps with several outcomes. An env that
+    sets it exactly when some transition has more than one outcome matches its one-copy vector env
+    draw for draw (the incident envs do; the gridworlds leave it off and keep the random streams of
+    their original step, which draws only where a step has several outcomes)."""
     max_tabular_states: int = 300_000
     """Above this many reachable states `tabular()` gives up and returns None."""
     max_cache: int = 500_000

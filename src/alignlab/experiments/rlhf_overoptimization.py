@@ -43,7 +43,7 @@ from alignlab.core.seeding import rng
 from alignlab.core.stats import mean_ci
 from alignlab.experiments import rlhf_rl
 from alignlab.experiments.gao_fits import fit_gao
-from alignlab.experiments.rlhf_pool import POOL_KEYS, optimizer_settings, prepare, reward_model_settings
+from alignlab.experiments.rlhf_pool import POOL_KEYS, optimizer_settings, prepare
 from alignlab.experiments.rlhf_rl import RL_OPTIMIZERS
 from alignlab.lm import best_of_n as bon
 from alignlab.lm.models import resolve_dtype
@@ -85,7 +85,8 @@ class RlhfOverConfig(ExperimentConfig):
     n_pairs: tuple[int, ...] = (2000, 500, 8000)
     """Comparisons the reward model is trained on."""
     ensembles: tuple[str, ...] = ("1:mean", "5:mean-std", "5:min")
-    """Reward models as SIZE:AGGREGATE (aggregate: mean, mean-std, min), one cell each; the technique reward-model-ensemble(size=..., aggregate=...) is the same ensemble paired with the first."""
+    """Reward models as SIZE:AGGREGATE (aggregate: mean, mean-std, min), one cell each; the technique
+    reward-model-ensemble(size=..., aggregate=...) fits the same ensemble in the first one's cells, paired."""
     l2: float = 100.0
     """L2 penalty of the reward-model head (on standardised features)."""
     length_cost: float = 0.03
@@ -97,7 +98,8 @@ class RlhfOverConfig(ExperimentConfig):
     optimizers: tuple[str, ...] = ("best-of-n", "grpo", "dpo")
     """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model; step times in docs/benchmarks.md), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters; rl_betas is its beta)."""
     rl_betas: tuple[float, ...] = (0.02, 1.0)
-    """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy); the technique kl-penalty(beta=...) sets it on the first one's cells, paired."""
+    """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy); the technique
+    kl-penalty(beta=...) sets it in the first one's cells, paired."""
     rl_steps: int = 48
     """Optimizer steps per RL run."""
     rl_lr: float = 2e-5

@@ -134,8 +134,9 @@ def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | Non
     ok = [r for r in records if r.status == "ok"]
     errors = [r for r in records if r.status != "ok"]
     versions = sorted({r.code_version for r in records})
+    shown = ", ".join(versions) if len(versions) <= 3 else f"{len(versions)} (each cell hashes the code it runs)"
     parts.append(f'<p class="meta">{len(records)} records ({len(ok)} ok, {len(errors)} failed); '
-                 f"code version{'s' if len(versions) > 1 else ''}: {_e(', '.join(versions))}</p>")
+                 f"code version{'s' if len(versions) > 1 else ''}: {_e(shown)}</p>")
     if exp is not None and ok:
         # The experiment's own analysis reads its baseline cells; technique cells go to the paired table.
         base = [r for r in ok if not r.config.get(TECHNIQUE_KEY)]

@@ -22,9 +22,13 @@ APPROVERS = ("deny", "ask")
 @dataclasses.dataclass(frozen=True)
 class GuardPolicyConfig(BaseConfig):
     policy: str = AUTO
-    """The guard's policy: auto (the shipped policy written for the cell's benchmark: agentdojo for AgentDojo, default-coding for the coding agent), the name of a shipped policy under controls/policies/, or a path to a .toml/.yaml policy file (the cell is keyed by the path, not the file's contents)."""
+    """The guard's policy: auto (the shipped policy written for the cell's benchmark: agentdojo for AgentDojo,
+    default-coding for the coding agent), the name of a shipped policy under controls/policies/, or a path to a
+    .toml/.yaml policy file (the cell is keyed by the path, not the file's contents)."""
     approver: Literal["deny", "ask"] = "deny"
-    """Who decides a flagged call (untrusted data flowing into a sink): deny (no approver: refused; the default, it needs nobody) or ask (the same policy with those flows sent to a simulated user who approves exactly the calls their own request needs: an idealised careful person, an upper bound on what approval can recover)."""
+    """Who decides a flagged call (untrusted data flowing into a sink): deny (no approver: refused; the default, it
+    needs nobody) or ask (the same policy with those flows sent to a simulated user who approves exactly the calls
+    their own request needs: an idealised careful person, an upper bound on what approval can recover)."""
 
     def __post_init__(self) -> None:
         if self.policy != AUTO:

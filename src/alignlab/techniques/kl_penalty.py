@@ -35,7 +35,8 @@ OPTIMIZERS = ("best-of-n", "grpo", "rloo", "dpo", "dpo-lora")
 @dataclasses.dataclass(frozen=True)
 class KLPenaltyConfig(BaseConfig):
     beta: float = 1.0
-    """KL coefficient: larger keeps the policy closer to the initial one. Best-of-n cells: in units of the proxy's within-prompt std (pi_0 exp(r / beta) on the pool); RL / DPO cells: TRL's beta."""
+    """KL coefficient: larger keeps the policy closer to the initial one. Best-of-n cells: in units of the
+    proxy's within-prompt std (pi_0 exp(r / beta) on the pool); RL / DPO cells: TRL's beta."""
 
     def __post_init__(self) -> None:
         if not self.beta > 0:

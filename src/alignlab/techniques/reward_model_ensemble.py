@@ -33,7 +33,8 @@ class RewardModelEnsembleConfig(BaseConfig):
     size: int = 5
     """Reward models in the ensemble, each fitted on a bootstrap resample of the comparisons (Coste et al. used 5)."""
     aggregate: Aggregate = "mean-std"
-    """How the members' standardised scores combine: mean-std (mean minus k std, uncertainty-weighted), min (worst case) or mean."""
+    """How the members' standardised scores combine: mean-std (mean minus k std, uncertainty-weighted), min
+    (worst case) or mean."""
     k: float = 1.0
     """Standard deviations the mean-std aggregate subtracts (Coste et al.'s lambda)."""
 
