@@ -18,7 +18,7 @@ from alignlab.cli.eval_cmds import eval_cmd, serve
 from alignlab.core import registry
 from alignlab.core.errors import ConfigError
 from alignlab.evals.backends import OpenAIChatModel, make_model
-from alignlab.evals.prompting import PROMPTS, SystemPromptModel
+from alignlab.evals.prompting import SystemPromptModel
 from tests.conftest import REPO, cli_env
 
 pytest.importorskip("transformers")

@@ -15,7 +15,8 @@ from tests.evals.test_evals_logic import Scripted
 def test_spec_grammar_splits_the_base_from_its_techniques():
     assert split_model_spec("embedded") == ("embedded", [])
     assert split_model_spec("embedded#system=anti-sycophancy") == ("embedded", ["system=anti-sycophancy"])
-    assert split_model_spec("openai:http://h:1/v1/m#system=Be brief.") == ("openai:http://h:1/v1/m", ["system=Be brief."])
+    endpoint = "openai:http://h:1/v1/m"
+    assert split_model_spec(f"{endpoint}#system=Be brief.") == (endpoint, ["system=Be brief."])
     # the shorthand runs to the end, '#' and all; a general spec's '#' inside parentheses stays in it
     assert split_model_spec("embedded#system=Item #1 (first)#x") == ("embedded", ["system=Item #1 (first)#x"])
     assert split_model_spec("e#system-prompt(prompt=a#b)#system-prompt") == ("e", ["system-prompt(prompt=a#b)",

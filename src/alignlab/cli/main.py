@@ -251,8 +251,8 @@ def demo(ctx: click.Context, workers: int) -> None:
         table.add_row(name, str(len(recs)), o["specified"].fmt(), o["intended"].fmt(), o["gap"].fmt())
     console.print(table)
     for name, recs in records.items():
-        base = [r for r in recs if r.status == "ok" and not r.config.get("technique")]
-        for line in registry.make("experiment", name).findings(base):
+        exp = registry.make("experiment", name)
+        for line in exp.findings(exp.analysed(recs)):
             console.print(f" • {line}")
     console.print(f"Tour finished in {time.time() - started:.1f} s. Report: [bold]{out.resolve()}[/bold]")
 

@@ -59,6 +59,9 @@ class Experiment:
     """What the with/without comparison's benefit measures (see `outcome`)."""
     capability_label: ClassVar[str] = "specified objective"
     """What the alignment tax measures (see `outcome`)."""
+    reads_technique_cells: ClassVar[bool] = False
+    """Whether `tables`, `figures` and `findings` get the technique cells too (default: baseline cells
+    only; an experiment whose own analysis compares configurations that are techniques opts in)."""
     Config: ClassVar[type[BaseConfig]] = ExperimentConfig
     default_seeds: ClassVar[int] = 3
     quick_seeds: ClassVar[int] = 2
@@ -111,6 +114,11 @@ class Experiment:
             return None
         tech = make_technique(spec)
         return tech if slot is None or tech.slot == slot else None
+
+    def analysed(self, records: list[RunRecord]) -> list[RunRecord]:
+        """The ok records the experiment's own tables, figures and findings read."""
+        ok = [r for r in records if r.status == "ok"]
+        return ok if self.reads_technique_cells else [r for r in ok if not r.config.get(TECHNIQUE_KEY)]
 
     def outcome(self, record: RunRecord) -> dict[str, float]:
         """The two numbers a with/without comparison pairs, in units comparable across this

@@ -122,6 +122,7 @@ class AgentControls(Experiment):
     tour = True
     slots = ("tool-executor",)
     failure_mode = "prompt injection / tool misuse"
+    reads_technique_cells = True  # its tables compare the guard settings side by side
     benefit_label = ("secure utility (AgentDojo: user's task done and attacker's not, per attacked run; coding: "
                      "held-out checks passed)")
     capability_label = "benign utility (AgentDojo: user tasks done with no attack; coding: the repository's tests pass)"

@@ -44,7 +44,7 @@ class BehaviouralEvalsConfig(ExperimentConfig):
     evals: tuple[str, ...] = dataclasses.field(default_factory=registered_evals)
     """Registered eval names (alignlab list eval); default: all of them."""
     models: tuple[str, ...] = ("embedded",)
-    """Model specs: embedded, a local model folder or cached id, or openai:<base_url>/<model>, each optionally followed by chat-model techniques (embedded#system-prompt(prompt=anti-sycophancy), or the shorthand embedded#system=NAME|TEXT)."""
+    """Model specs: embedded, a local folder or cached id, or openai:<base_url>/<model>; then any chat-model techniques (BASE#system=anti-sycophancy)."""
     limit: int = 120
     """Items per eval and seed (stratified by category; an eval with fewer items uses them all)."""
     eval_preset: Literal["default", "quick"] = "default"

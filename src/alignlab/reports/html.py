@@ -139,7 +139,7 @@ def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | Non
                  f"code version{'s' if len(versions) > 1 else ''}: {_e(shown)}</p>")
     if exp is not None and ok:
         # The experiment's own analysis reads its baseline cells; technique cells go to the paired table.
-        base = [r for r in ok if not r.config.get(TECHNIQUE_KEY)]
+        base = exp.analysed(ok)
         findings = exp.findings(base) if base else []
         if findings:
             parts.append('<h3>Claims checked</h3><ul class="findings">'

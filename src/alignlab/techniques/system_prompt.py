@@ -1,4 +1,6 @@
-"""A system prompt as a technique, the prompting baseline against sycophancy (Sharma et al. 2023, arXiv:2310.13548; Wei et al. 2023, arXiv:2308.03958)."""
+"""A system prompt as a technique: the prompting baseline against sycophancy (Sharma et al. 2023,
+"Towards Understanding Sycophancy in Language Models", arXiv:2310.13548; Wei et al. 2023, "Simple
+synthetic data reduces sycophancy in large language models", arXiv:2308.03958)."""
 
 from __future__ import annotations
 
