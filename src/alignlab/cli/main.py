@@ -230,7 +230,7 @@ def report(ctx: click.Context, fmt: str, output: str | None, experiments: tuple[
 @click.pass_context
 def demo(ctx: click.Context, workers: int) -> None:
     """The tour: run the experiments marked for it (quick presets), write the report, summarize."""
-    from alignlab.reports.summary import overall
+    from alignlab.reports.html import headline
 
     runs_dir = _runs_dir(ctx)
     tour = [n for n in registry.names("experiment") if registry.get("experiment", n).tour]
@@ -243,12 +243,12 @@ def demo(ctx: click.Context, workers: int) -> None:
     out = write_report(runs_dir)
     with Store(runs_dir, readonly=True) as store:
         records = {name: store.records(name) for name in tour}
-    table = RichTable(title="specified vs intended (mean ± 95% CI over all cells)")
-    for col in ("experiment", "cells", "specified", "intended", "gap"):
+    table = RichTable(title="headline per experiment (mean ± 95% CI over its baseline cells)")
+    for col in ("experiment", "records", "headline", "value"):
         table.add_column(col)
     for name, recs in records.items():
-        o = overall(recs)
-        table.add_row(name, str(len(recs)), o["specified"].fmt(), o["intended"].fmt(), o["gap"].fmt())
+        label, value = headline(name, recs)
+        table.add_row(name, str(len(recs)), label, value.fmt() if hasattr(value, "fmt") else str(value))
     console.print(table)
     for name, recs in records.items():
         exp = registry.make("experiment", name)

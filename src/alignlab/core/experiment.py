@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from alignlab.core.config import BaseConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.section import Figure, Table
+from alignlab.core.stats import MeanCI, mean_ci
 from alignlab.core.technique import Technique, check_specs, make_technique
 
 TECHNIQUE_KEY = "technique"
@@ -114,6 +115,16 @@ class Experiment:
             return None
         tech = make_technique(spec)
         return tech if slot is None or tech.slot == slot else None
+
+    def headline(self, records: list[RunRecord]) -> tuple[str, MeanCI] | None:
+        """The one number that sums up the experiment's baseline records for the report's top table:
+        (what it measures, mean and 95% interval). None where no single number means something."""
+        return None
+
+    @staticmethod
+    def share(records: list[RunRecord], metric: str) -> MeanCI:
+        """Mean and Student-t 95% interval of a 0/1 (or any) metric over records that have it."""
+        return mean_ci(r.metrics[metric] for r in records if metric in r.metrics)
 
     def analysed(self, records: list[RunRecord]) -> list[RunRecord]:
         """The ok records the experiment's own tables, figures and findings read."""

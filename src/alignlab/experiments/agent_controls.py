@@ -162,6 +162,12 @@ class AgentControls(Experiment):
 
     # -- report ----------------------------------------------------------------------------
 
+    def headline(self, records: list[RunRecord]) -> tuple[str, Any] | None:
+        base = [r for r in records if "asr" in r.metrics and not r.config.get("technique")]
+        if not base:
+            return None
+        return "attack success rate on AgentDojo without a guard", self.share(base, "asr")
+
     def tables(self, records: list[RunRecord]) -> list[Table]:
         out = []
         ad = [r for r in records if r.config["benchmark"] == "agentdojo"]

@@ -94,6 +94,12 @@ class Interruptibility(Experiment):
             data={"route": route},
         )
 
+    def headline(self, records: list[RunRecord]) -> tuple[str, Any] | None:
+        sarsa = [r for r in records if r.config["agent"] == "sarsa"]
+        if not sarsa:
+            return None
+        return "share of SARSA seeds that learn to disable interruption", self.share(sarsa, "presses_button")
+
     def tables(self, records: list[RunRecord]) -> list[Table]:
         rows = []
         for agent in EXPECTED:

@@ -98,6 +98,11 @@ class OffSwitchGame(Experiment):
     def table_columns(self) -> list[str]:
         return ["mu", "sigma", "beta", "belief_scale"]
 
+    def headline(self, records: list[RunRecord]) -> tuple[str, Any] | None:
+        if not records:
+            return None
+        return "share of configurations where the robot defers to the human", self.share(records, "defers")
+
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
         mu, sigma, beta = params["mu"], params["sigma"], params["beta"]
         scale, n = params["belief_scale"], params["mc_samples"]

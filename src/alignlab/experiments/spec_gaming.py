@@ -151,6 +151,12 @@ class SpecGaming(Experiment):
             return "value iteration plans on beliefs here: no per-observation action values"
         return None
 
+    def headline(self, records: list[RunRecord]) -> tuple[str, Any] | None:
+        top = [r for rs in self._top(records).values() for r in rs]
+        if not top:
+            return None
+        return "share of (environment, optimizer, seed) gamed at the highest pressure", self.share(top, "games")
+
     def outcome(self, record: RunRecord) -> dict[str, float]:
         m = record.metrics
         return {"intended": m["intended"] / max(1.0, abs(m["intended_optimum"])),

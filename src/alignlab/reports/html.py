@@ -16,7 +16,7 @@ from alignlab.core.record import RunRecord
 from alignlab.core.section import Figure, Table
 from alignlab.core.stats import MeanCI
 from alignlab.reports import matrix as tm
-from alignlab.reports.summary import overall, summarize, varying_keys
+from alignlab.reports.summary import summarize, varying_keys
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;
@@ -165,6 +165,16 @@ def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | Non
     return "\n".join(parts)
 
 
+def headline(name: str, records: list[RunRecord]) -> tuple[str, Any]:
+    """(label, value) of an experiment's headline, or a dash where it has none."""
+    try:
+        exp = registry.make("experiment", name)
+    except RegistryError:
+        return "not registered here", "-"
+    result = exp.headline(exp.analysed(records))
+    return result if result is not None else ("(see its section)", "-")
+
+
 def matrix_section(by_exp: dict[str, list[RunRecord]]) -> str:
     """The technique x failure-mode matrix (rows techniques, columns experiments)."""
     m = tm.build(by_exp)
@@ -205,11 +215,11 @@ def render(records: list[RunRecord], store_path: str) -> str:
         by_exp.setdefault(r.experiment, []).append(r)
     overview_rows = []
     for name, recs in sorted(by_exp.items()):
-        o = overall(recs)
-        overview_rows.append([name, len(recs), sum(r.status != "ok" for r in recs),
-                              o["specified"], o["intended"], o["gap"]])
-    overview = Table("Experiments", ["experiment", "records", "failed", "specified", "intended", "gap"],
-                     overview_rows, "Reserved metrics averaged over every stored cell of each experiment.")
+        label, value = headline(name, recs)
+        overview_rows.append([name, len(recs), sum(r.status != "ok" for r in recs), label, value])
+    overview = Table("Experiments", ["experiment", "records", "failed", "headline", "value"], overview_rows,
+                     "Each experiment's own headline over its baseline cells (mean ± 95% Student-t half-width); its "
+                     "section explains it. Units differ between experiments.")
     runs_dir = Path(store_path).resolve().parent
     sections = [experiment_section(name, recs, runs_dir) for name, recs in sorted(by_exp.items())]
     toc = "".join(f'<li><a href="#{_e(n)}">{_e(n)}</a></li>' for n in sorted(by_exp))
