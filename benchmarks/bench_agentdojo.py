@@ -52,9 +52,9 @@ def main() -> int:
         if not rs:
             continue
         p = pooled(rs)
-        print(f"pooled over {len(rs)} suite{'s' if len(rs) > 1 else ''}, {k}: {p['benign_runs']:.0f} benign + {p['attacked_runs']:.0f} attacked "
-              f"runs; utility under attack {p['utility_under_attack']:.1%}; ASR on tool-call attacks "
-              f"{p['asr_tool_attacks']:.2%}; approvals/run {p['approvals_per_run']:.2f}")
+        print(f"pooled over {len(rs)} suite{'s' if len(rs) > 1 else ''}, {k}: {p['benign_runs']:.0f} benign + "
+              f"{p['attacked_runs']:.0f} attacked runs; utility under attack {p['utility_under_attack']:.1%}; "
+              f"ASR on tool-call attacks {p['asr_tool_attacks']:.2%}; approvals/run {p['approvals_per_run']:.2f}")
         met_asr = figure(f"  {k}: ASR (pooled)", 100 * p["asr"], "%", "target", 100 * ASR_TARGET, True)
         met_util = figure(f"  {k}: benign utility (pooled)", 100 * p["benign_utility"], "%", "target",
                           100 * UTILITY_TARGET, False)

@@ -1,8 +1,9 @@
 """Throughput of the are-you-sure eval on the embedded model: batched generation (alignlab.lm:
 all items and both arms in one batch per turn, KV caches of earlier turns reused, finished rows
 dropped from the batch) against one item at a time with plain `model.generate` (batch 1, its
-own KV cache within a turn, the same greedy decoding, the same shared first turn). Target: at least 4x more items per second. Both runs score their transcripts with
-the same scorer; the share of items whose outcome agrees is printed too.
+own KV cache within a turn, the same greedy decoding, the same shared first turn). Target: at least 4x more
+items per second. Both runs score their transcripts with the same scorer; the share of items whose outcome
+agrees is printed too.
 
 Run: .venv/bin/python benchmarks/bench_evals.py [--items 32] [--batch-size 16] [--max-new-tokens 40] [--dtype bfloat16]
 """
@@ -86,7 +87,8 @@ def main() -> int:
     agree = 0
     for s, rec, arms in zip(items, records, transcripts):
         first = F.status(arms["challenge"][1]["content"], s)[0]
-        outcomes = [restated_or_abandoned(first, F.status(arms[a][5]["content"], s)[0]) for a in ("challenge", "control")]
+        outcomes = [restated_or_abandoned(first, F.status(arms[a][5]["content"], s)[0])
+                    for a in ("challenge", "control")]
         agree += outcomes == [rec["outcome_challenge"], rec["outcome_control"]]
     batched = len(items) / batched_s
     one = len(items) / sequential_s

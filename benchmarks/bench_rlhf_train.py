@@ -315,7 +315,8 @@ def main() -> int:
                                                                              max_completion_length=COMPLETION,
                                                                              beta=KL_BETA)),
                  ours_rl.threads, "bf16" if use_bf16(ours_rl.bf16) else "fp32")]
-        if not use_bf16(ours_rl.bf16):   # the setting this benchmark recommends for rl.py (measured DPO: ~2x less CPU time)
+        # the setting this benchmark recommends for rl.py (measured DPO: ~2x less CPU time)
+        if not use_bf16(ours_rl.bf16):
             arms.append(("alignlab RLConfig(bf16=True)",
                          lambda: rl.train(path, word_reward, data, f"{tmp}/r2",
                                           dataclasses.replace(ours_rl, max_steps=total, seed=seed, batch_size=BATCH,

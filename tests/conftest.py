@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -25,7 +26,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, runs_dir: Path | None = None, timeout: float = 300, **extra: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, runs_dir: Path | None = None, timeout: float = 300,
+            **extra: str) -> subprocess.CompletedProcess:
     cmd = list(ALIGNLAB)
     if runs_dir is not None:
         cmd += ["--runs-dir", str(runs_dir)]
@@ -40,7 +42,7 @@ def runs_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _plugins(monkeypatch):
-    import tests.plugins.slow_grid  # noqa: F401  (registers test-slow-grid-v0 in this process)
+    importlib.import_module("tests.plugins.slow_grid")  # registers test-slow-grid-v0 in this process
 
     monkeypatch.setenv("ALIGNLAB_PLUGINS", "tests.plugins.slow_grid")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))

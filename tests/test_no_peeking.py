@@ -18,7 +18,8 @@ def offending(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             full = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-            if full & FORBIDDEN_MODULES or (node.module == "alignlab.envs" and any(a.name == "evaluation" for a in node.names)):
+            if full & FORBIDDEN_MODULES or (
+                    node.module == "alignlab.envs" and any(a.name == "evaluation" for a in node.names)):
                 found.append(f"{path.name}:{node.lineno} imports the evaluation API")
         if isinstance(node, ast.Import) and any(a.name in FORBIDDEN_MODULES for a in node.names):
             found.append(f"{path.name}:{node.lineno} imports the evaluation API")
@@ -41,5 +42,6 @@ def test_agents_and_techniques_do_not_read_the_intended_objective():
 
 def test_the_checker_catches_a_peek(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from alignlab.envs.evaluation import intended_return\nx = env.unwrapped._intended_total\ny = model.intended\n")
+    bad.write_text("from alignlab.envs.evaluation import intended_return\n"
+                   "x = env.unwrapped._intended_total\ny = model.intended\n")
     assert len(offending(bad)) >= 3

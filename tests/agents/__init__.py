@@ -109,7 +109,10 @@ class InterruptibleGrid(HiddenObjectiveEnv):
         self.p, self.horizon = p, horizon
         self.cells = [(r, c) for r, row in enumerate(GRID) for c, ch in enumerate(row) if ch != "#"]
         index = {rc: i for i, rc in enumerate(self.cells)}
-        find = lambda ch: index[next((r, c) for r, row in enumerate(GRID) for c, x in enumerate(row) if x == ch)]
+
+        def find(ch: str) -> int:
+            return index[next((r, c) for r, row in enumerate(GRID) for c, x in enumerate(row) if x == ch)]
+
         self.start, self.goal, self.tile, self.button = find("A"), find("G"), find("I"), find("B")
         self.move = [[index.get((r + dr, c + dc), index[(r, c)]) for dr, dc in MOVES] for r, c in self.cells]
         self.observations = {(i, b): np.array([*self.cells[i], b], dtype=np.int64)

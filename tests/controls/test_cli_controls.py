@@ -14,8 +14,8 @@ from tests.conftest import REPO, cli_env
 
 
 def al(*args: str, cwd: Path, state: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "alignlab.cli.main", *args], capture_output=True, text=True, cwd=str(cwd),
-                          env=cli_env(ALIGNLAB_GUARD_STATE=str(state), PYTHONPATH=str(REPO)), timeout=60)
+    return subprocess.run([sys.executable, "-m", "alignlab.cli.main", *args], capture_output=True, text=True,
+                          cwd=str(cwd), env=cli_env(ALIGNLAB_GUARD_STATE=str(state), PYTHONPATH=str(REPO)), timeout=60)
 
 
 @pytest.fixture
@@ -31,7 +31,8 @@ def test_guard_run_checkpoint_rollback_and_audit(repo):
     ws, state = repo
     before = tree_digest(ws)
     r = al("guard", "run", "default-coding", "--", "python", "-c",
-           "open('main.py', 'w').write('v2'); open('new.txt', 'w').write('n'); print('agent done')", cwd=ws, state=state)
+           "open('main.py', 'w').write('v2'); open('new.txt', 'w').write('n'); print('agent done')",
+           cwd=ws, state=state)
     assert r.returncode == 0, r.stderr
     assert "agent done" in r.stdout and "checkpoint cp-000001" in r.stderr and "network isolated: yes" in r.stderr
     assert (ws / "main.py").read_text() == "v2"

@@ -192,9 +192,11 @@ def run(world, argv, **extra):
 
 
 ENV_LEAKS = [["python", "-c", "import os; print(os.environ)"], ["env"], ["cat", "/proc/self/environ"],
-             ["cat", "/proc/1/environ"], ["python", "-c", "import os; print(open('/proc/%d/environ' % os.getppid()).read())"],
+             ["cat", "/proc/1/environ"],
+             ["python", "-c", "import os; print(open('/proc/%d/environ' % os.getppid()).read())"],
              ["printenv", "PLANTED_SECRET"], ["python", "-c", "import os; print(os.environ.get('PLANTED_SECRET'))"],
-             ["python", "-c", "import os\nfor p in os.listdir('/proc'):\n  try: print(open(f'/proc/{p}/environ').read())\n"
+             ["python", "-c", "import os\nfor p in os.listdir('/proc'):\n"
+              "  try: print(open(f'/proc/{p}/environ').read())\n"
               "  except Exception: pass"]]
 
 
@@ -210,7 +212,8 @@ def test_planted_secret_environment_variable_never_leaks(world, argv, monkeypatc
 METACHAR_ARGV = [["echo", "$(cat ../outside/secret.txt)"], ["echo", "`cat ../outside/secret.txt`"],
                  ["echo", "x; cat ../outside/secret.txt"], ["echo", "x && touch /tmp/pwned.txt"],
                  ["echo", "x | tee ../outside/pwned.txt"], ["ls", "$(touch /tmp/pwned.txt)"],
-                 ["python", "-c", "print(1)", "; cat ../outside/secret.txt"], ["echo", "${PATH}; id > ../outside/pwned.txt"],
+                 ["python", "-c", "print(1)", "; cat ../outside/secret.txt"],
+                 ["echo", "${PATH}; id > ../outside/pwned.txt"],
                  ["echo", "\n cat ../outside/secret.txt"], ["ls", "-la", "*"]]
 
 
@@ -259,14 +262,16 @@ NS_ATTEMPTS = {
     # A root caller's command keeps uid 0 but no capability: each script exits 0 only if the escape failed.
     "priv-umount-tmp": f"{LIBC}assert libc.umount2(b'/tmp', 2) != 0",
     "priv-remount-rw": f"{LIBC}assert libc.mount(None, b'/', None, 32 | 4096, None) != 0",
-    "priv-raise-rlimit": "import resource\ntry:\n resource.setrlimit(resource.RLIMIT_AS, (-1, -1)); raise SystemExit(9)\n"
+    "priv-raise-rlimit": "import resource\ntry:\n"
+                         " resource.setrlimit(resource.RLIMIT_AS, (-1, -1)); raise SystemExit(9)\n"
                          "except ValueError: pass",
     "priv-mknod": "import os\ntry:\n os.mknod('d', 0o600 | 0o020000, os.makedev(1, 3)); raise SystemExit(9)\n"
                   "except PermissionError: pass",
     "priv-chroot": "import os\ntry:\n os.chroot('/tmp'); raise SystemExit(9)\nexcept PermissionError: pass",
     "priv-userns-unmount": f"{LIBC}libc.unshare(0x10000000 | 0x20000)\nassert libc.umount2(b'/tmp', 2) != 0\n"
                            "assert libc.mount(None, b'/usr', None, 32 | 4096, None) != 0",
-    "priv-capabilities": "caps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\nassert int(caps, 16) == 0",
+    "priv-capabilities": "caps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\n"
+                         "assert int(caps, 16) == 0",
     "kill-parent": "import os, signal\ntry:\n os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError: pass",
 }
 
@@ -285,7 +290,8 @@ def test_subprocess_escapes_fail(world, name):
     if name.startswith(("net", "priv")):
         assert res.get("returncode") == 0, res  # the script asserts the network is unreachable
     if name.startswith("oversized"):
-        assert res.get("truncated") and len(res["stdout"]) + len(res["stderr"]) <= world["guard"].policy.sandbox.max_output_bytes
+        assert res.get("truncated") and (len(res["stdout"]) + len(res["stderr"])
+                                         <= world["guard"].policy.sandbox.max_output_bytes)
     if name == "create-protected":
         assert out.violations == ["src/test_new.py"] and not (world["ws"] / "src" / "test_new.py").exists()
     if name == "create-in-protected-dir":  # the whole folder is bound read-only: creation fails outright

@@ -30,7 +30,8 @@ def test_minimal_policy_and_version_binds_exact_text():
 
 
 @pytest.mark.parametrize("text, needles", [
-    (HEAD + "[budgets]\nmax_call = 3\n", ["[budgets]", "unknown key 'max_call'", "did you mean 'max_calls'", "valid keys"]),
+    (HEAD + "[budgets]\nmax_call = 3\n",
+     ["[budgets]", "unknown key 'max_call'", "did you mean 'max_calls'", "valid keys"]),
     ("[policy]\nname='t'\nversion='1'\nbogus=1\n", ["unknown key 'bogus'", "valid keys: name, version"]),
     ("[policy]\nname = 't'\n", ["missing required key 'version'"]),
     (HEAD + "[budgets]\nmax_calls = 'ten'\n", ["[budgets].max_calls", "positive integer", "'ten' (string)"]),

@@ -22,6 +22,7 @@ ENV_NAMES = names("env")
 CASES = [(name, {}) for name in ENV_NAMES] + [
     ("whisky-gold-v0", {"random_override": True}),
     ("safe-interruptibility-v0", {"interruption_probability": 0.3}),
+    ("friend-foe-v0", {"bandit_type": "neutral"}),  # the one room whose placement ignores history
 ]
 IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in CASES]
 EPISODES = 4

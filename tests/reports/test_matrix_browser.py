@@ -60,7 +60,8 @@ def test_matrix_renders_in_headless_chromium(report_path, tmp_path):
         measured = matrix.find_elements(By.CSS_SELECTOR, "td.ok")
         assert len(measured) >= 5
         for cell in measured:
-            assert re.search(r"benefit [+-]\d+\.\d+ ± \d+\.\d+ · tax [+-]\d+\.\d+ ± \d+\.\d+ \(n=\d+\)", cell.text), cell.text
+            assert re.search(r"benefit [+-]\d+\.\d+ ± \d+\.\d+ · "
+                             r"tax [+-]\d+\.\d+ ± \d+\.\d+ \(n=\d+\)", cell.text), cell.text
         assert matrix.find_elements(By.CSS_SELECTOR, "td.na")  # a technique without a slot there
         # the side-effects column: relative reachability measurably raises the intended return
         rr = matrix.find_element(By.CSS_SELECTOR, 'td[data-technique="relative-reachability-v0"]'

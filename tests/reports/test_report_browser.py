@@ -21,7 +21,8 @@ def report_path(tmp_path_factory) -> Path:
     cfg = apply_overrides(OffSwitchConfig.quick(), ["sigmas=0.25,1,3", "betas=0,1", "mc_samples=2000"])
     runner.run("off-switch-game", cfg, seeds=2, workers=1, runs_dir=runs)
     runner.run("test-slow-grid", apply_overrides(
-        __import__("tests.plugins.slow_grid", fromlist=["x"]).SlowGridConfig(), ["cells=4", "sleep_s=0", "fail_every=2"]),
+        __import__("tests.plugins.slow_grid", fromlist=["x"]).SlowGridConfig(),
+        ["cells=4", "sleep_s=0", "fail_every=2"]),
         seeds=1, workers=1, runs_dir=runs)
     with Store(runs, readonly=True) as store:
         page = html.render(store.records(), str(store.path))
@@ -52,7 +53,8 @@ def test_sections_and_figures_render_in_headless_chromium(report_path, tmp_path)
         svgs = off.find_elements(By.CSS_SELECTOR, "figure svg")
         assert len(svgs) >= 2
         for svg in svgs:
-            box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", svg)
+            box = driver.execute_script(
+                "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", svg)
             assert box[0] > 100 and box[1] > 100, box
             # the plot has drawn content: lines and text, not an empty frame
             assert driver.execute_script("return arguments[0].querySelectorAll('path').length;", svg) > 10

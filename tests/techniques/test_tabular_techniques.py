@@ -69,7 +69,8 @@ def test_quantilizer_q_trades_specified_reward_for_less_optimisation():
     results = {}
     for q in (0.05, 0.3, 1.0):
         env = registry.make("env", "boat-race-v0")
-        agent = make_technique(f"quantilizer(q={q})").apply(registry.get("agent", "value-iteration").with_pressure(None))
+        agent = make_technique(f"quantilizer(q={q})").apply(
+            registry.get("agent", "value-iteration").with_pressure(None))
         agent.train(env, 0)
         model = env.tabular()
         results[q] = exact_policy_value(model, agent.tabular_policy(model))

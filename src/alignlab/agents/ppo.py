@@ -39,7 +39,8 @@ class PPOConfig(BaseConfig):
     n_steps: int = 256
     """Steps collected per rollout before each update, summed over the copies (n_envs)."""
     n_envs: int = 8
-    """Environment copies stepped together (stable-baselines3's DummyVecEnv): one batched policy forward per step of all copies."""
+    """Environment copies stepped together (stable-baselines3's DummyVecEnv): one batched policy forward per step
+    of all copies."""
     batch_size: int = 64
     """Minibatch size of the PPO update (best a divisor of n_steps)."""
     n_epochs: int = 4
@@ -59,7 +60,8 @@ class PPOConfig(BaseConfig):
     categorical_obs: bool = True
     """One-hot encode integer Box observations (grid cell codes, coordinates) instead of feeding them as numbers."""
     deterministic: bool = True
-    """Act with the policy's most likely action (True) or sample from the policy (False, and `tabular_policy` gives its action probabilities)."""
+    """Act with the policy's most likely action (True) or sample from the policy (False, and `tabular_policy` gives
+    its action probabilities)."""
 
     @classmethod
     def quick(cls) -> "PPOConfig":

@@ -173,7 +173,8 @@ class TabularTDAgent(Agent):
                 if truncated:
                     break
                 if steps >= MAX_EPISODE_STEPS:
-                    raise RuntimeError(f"a training episode ran past {MAX_EPISODE_STEPS} steps: give the env a time limit")
+                    raise RuntimeError(
+                        f"a training episode ran past {MAX_EPISODE_STEPS} steps: give the env a time limit")
                 row, a = row2, a2
             self.episode_returns[episode] = total
             self.episode_lengths[episode] = steps

@@ -40,7 +40,8 @@ from alignlab.envs.planning import BeliefPolicy, obs_key, plan, q_values, state_
 @dataclasses.dataclass(frozen=True)
 class ValueIterationConfig(BaseConfig):
     horizon: int | None = None
-    """Planning horizon: steps the planner looks ahead at every step (the optimization-pressure knob). None plans over the whole episode (the exact optimum of the specified reward)."""
+    """Planning horizon: steps the planner looks ahead at every step (the optimization-pressure knob). None plans
+    over the whole episode (the exact optimum of the specified reward)."""
     discount: float = 1.0
     """Discount factor of the planner (1.0: the undiscounted episode return)."""
     tie_break: Literal["random", "first"] = "random"

@@ -181,7 +181,8 @@ def audit() -> None:
 @click.option("--tail", type=int, default=50, show_default=True, help="Show the last N records (0: all).")
 @click.option("--kind", default=None, help="Only records of this kind (session, decision, approval, execution, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print raw JSON lines.")
-def show_cmd(log: str | None, workspace: str, state_dir: str | None, tail: int, kind: str | None, as_json: bool) -> None:
+def show_cmd(log: str | None, workspace: str, state_dir: str | None, tail: int, kind: str | None,
+             as_json: bool) -> None:
     """Show audit records (and whether the chain verifies)."""
     from alignlab.controls.audit import read_records, verify
 

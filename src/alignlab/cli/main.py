@@ -103,7 +103,8 @@ def describe(name: str) -> None:
     config_cls = getattr(obj, "Config", None)
     if config_cls is None:
         return
-    table = RichTable(title="config keys (alignlab run NAME --set key=value)" if kind == "experiment" else "config keys")
+    table = RichTable(
+        title="config keys (alignlab run NAME --set key=value)" if kind == "experiment" else "config keys")
     for col in ("key", "type", "default", "quick", "meaning"):
         table.add_column(col)
     quick = config_cls.quick()
@@ -163,7 +164,8 @@ def run(ctx: click.Context, names: tuple[str, ...], all_: bool, quick: bool, see
     if all_ and names:
         raise UserError("give experiment names or --all, not both")
     if not names and not all_:
-        raise UserError(f"name an experiment to run, or --all; valid experiments: {', '.join(registry.names('experiment'))}")
+        raise UserError(
+            f"name an experiment to run, or --all; valid experiments: {', '.join(registry.names('experiment'))}")
     targets = registry.names("experiment") if all_ else [registry.resolve("experiment", n) for n in names]
     if sets and len(targets) > 1:
         raise UserError("--set applies to one experiment; run the experiments one at a time to override keys")

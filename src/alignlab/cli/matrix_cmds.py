@@ -22,9 +22,10 @@ def _plan(experiments: tuple[str, ...], techniques: tuple[str, ...]) -> dict[str
     out = {}
     for e in exps:
         if not registry.get("experiment", e).slots:
-            raise UserError(f"experiment {e} exposes no technique slot; experiments with slots: "
-                            f"{', '.join(n for n in registry.names('experiment') if registry.get('experiment', n).slots)}")
-        specs = [s for s in tm.compatible(e) if not techs or registry.resolve("technique", tm.technique_name(s)) in techs]
+            with_slots = ", ".join(n for n in registry.names("experiment") if registry.get("experiment", n).slots)
+            raise UserError(f"experiment {e} exposes no technique slot; experiments with slots: {with_slots}")
+        specs = [s for s in tm.compatible(e)
+                 if not techs or registry.resolve("technique", tm.technique_name(s)) in techs]
         if specs:
             out[e] = specs
     if not out:
@@ -33,7 +34,8 @@ def _plan(experiments: tuple[str, ...], techniques: tuple[str, ...]) -> dict[str
 
 
 @click.command("matrix")
-@click.option("--experiment", "experiments", multiple=True, help="Only these experiments (repeatable; default: all with slots).")
+@click.option("--experiment", "experiments", multiple=True,
+              help="Only these experiments (repeatable; default: all with slots).")
 @click.option("--technique", "techniques", multiple=True, help="Only these techniques (repeatable; default: all).")
 @click.option("--full", is_flag=True, help="Each experiment's default config instead of its quick preset.")
 @click.option("--seeds", type=int, default=None, help="Seeds per configuration (default: the experiment's).")

@@ -48,7 +48,8 @@ def require() -> None:
         from agentdojo.task_suite.load_suites import get_suites
         from agentdojo.types import ChatAssistantMessage, ChatToolResultMessage, text_content_block_from_string
     except ImportError as exc:
-        raise UserError(f"the AgentDojo benchmark needs the `agentdojo` package (pip install agentdojo): {exc}") from exc
+        raise UserError(
+            f"the AgentDojo benchmark needs the `agentdojo` package (pip install agentdojo): {exc}") from exc
     _LOADED = True
 
 
@@ -221,12 +222,14 @@ def evaluate(suites: Sequence[str] = ("banking",), modes: Sequence[str] = ("none
                       sum(s for _, s, _ in attacked) / len(attacked), len(benign), len(attacked),
                       sum(tool) / max(len(tool), 1), len(tool), approvals / runs, blocked / runs,
                       time.perf_counter() - started,
-                      [f"text-only injection tasks (no tool call to mediate): {sorted(text_only)}"] if text_only else [],
+                      [f"text-only injection tasks (no tool call to mediate): {sorted(text_only)}"]
+                      if text_only else [],
                       refusals / runs, outcomes)
             rows.append(row)
             if progress:
                 progress(f"{sname:<10} {mode:<5} benign utility {row.benign_utility:6.1%}  utility under attack "
-                         f"{row.utility_under_attack:6.1%}  ASR {row.asr:6.1%} (tool-call attacks {row.asr_tool_attacks:5.1%})"
+                         f"{row.utility_under_attack:6.1%}  ASR {row.asr:6.1%} "
+                         f"(tool-call attacks {row.asr_tool_attacks:5.1%})"
                          f"  approvals/run {row.approvals_per_run:.2f}"
                          f"  ({row.attacked_runs} attacked runs, {row.seconds:.1f} s)")
     return rows

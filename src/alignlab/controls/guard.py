@@ -241,7 +241,8 @@ class Guard:
         # 1. argument schema
         info = self.tool_info(call.tool)
         if info is None:
-            return self._deny("schema", f"unknown tool {call.tool!r}; known: {sorted(set(self.tools) | set(pol.tools))}",
+            return self._deny("schema",
+                              f"unknown tool {call.tool!r}; known: {sorted(set(self.tools) | set(pol.tools))}",
                               h, seq=seq)
         ann, schema = info
         try:
@@ -280,7 +281,8 @@ class Guard:
             labels = frozenset().union(*(self.taint.labels_of(call.args.get(a)) for a in guarded if a in args))
             if labels and pol.flow.action == "deny":
                 return self._deny("flow", f"untrusted data ({', '.join(sorted(labels))}) flows into "
-                                  f"{'/'.join(sorted(ann & SINK_ANNOTATIONS))} tool {call.tool}", h, "flow", labels, seq)
+                                  f"{'/'.join(sorted(ann & SINK_ANNOTATIONS))} tool {call.tool}",
+                                  h, "flow", labels, seq)
         # 5. ask / allow / destructive / default
         ask = None
         if labels:
@@ -327,7 +329,8 @@ class Guard:
                         receipt, seq)
 
     # ================================================================== execute
-    def execute(self, call: ToolCall, decision: Decision | None = None, fn: Callable[..., Any] | None = None) -> Outcome:
+    def execute(self, call: ToolCall, decision: Decision | None = None,
+                fn: Callable[..., Any] | None = None) -> Outcome:
         """Run an allowed call (`fn` overrides the tool's executor, e.g. an external runtime)."""
         if decision is None:
             decision = self.check(call)

@@ -3,8 +3,8 @@
 Sources for the vocabulary: MCP tool annotations (read-only, destructive, idempotent,
 open-world hints; modelcontextprotocol.io spec 2025-03-26), and the guard requirements users
 raise in the public issue trackers of NeMo Guardrails, the OpenAI Agents SDK and Invariant
-(deny rules, budgets, loop detection, information-flow labels, approval, escalation). Every error names what is wrong and
-what is valid, in one message, before anything runs.
+(deny rules, budgets, loop detection, information-flow labels, approval, escalation). Every error names what is
+wrong and what is valid, in one message, before anything runs.
 """
 
 from __future__ import annotations
@@ -228,7 +228,8 @@ class _V:
         return value
 
     def positive(self, where: str, value: Any, integer: bool = True) -> Any:
-        self.typed(where, value, int if integer else (int, float), "a positive integer" if integer else "a positive number")
+        self.typed(where, value, int if integer else (int, float),
+                   "a positive integer" if integer else "a positive number")
         if value <= 0:
             self.fail(where, f"must be positive, got {value!r}")
         return value

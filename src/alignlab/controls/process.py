@@ -91,7 +91,8 @@ class Runner:
         self.readonly = readonly  # absolute paths of protected files, bound read-only in the sandbox
         self.hide_extra = hide  # e.g. the guard's state folder (audit log, checkpoints)
 
-    def run(self, argv: list[str], timeout_s: float | None = None, readonly: tuple[str, ...] | None = None) -> RunResult:
+    def run(self, argv: list[str], timeout_s: float | None = None,
+            readonly: tuple[str, ...] | None = None) -> RunResult:
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise SandboxViolation("argv must be a non-empty list of strings (no shell string)")
         if any("\x00" in a for a in argv):
@@ -128,7 +129,8 @@ class Runner:
         except json.JSONDecodeError:
             isolation = {"error": "unreadable launcher status"}
         if not probe and (isolation.get("error") or not status_raw):
-            raise SandboxViolation(f"sandbox setup failed: {isolation.get('error')}; {err[-300:].decode(errors='replace')}")
+            raise SandboxViolation(
+                f"sandbox setup failed: {isolation.get('error')}; {err[-300:].decode(errors='replace')}")
         return RunResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                          timed_out, truncated, duration, isolation)
 

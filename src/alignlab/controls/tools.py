@@ -2,8 +2,9 @@
 
 A `ToolCall` is hashed over its canonical JSON (sorted keys, UTF-8), the value an approval
 receipt binds (approvals bound to the exact arguments, as users of guard layers ask in the
-public issue trackers of NeMo Guardrails, the OpenAI Agents SDK and Invariant). Tool annotations follow MCP's tool hints (read-only, destructive, idempotent,
-open-world; modelcontextprotocol.io, spec 2025-03-26), plus `sink` for data exfiltration points.
+public issue trackers of NeMo Guardrails, the OpenAI Agents SDK and Invariant). Tool annotations follow MCP's
+tool hints (read-only, destructive, idempotent, open-world; modelcontextprotocol.io, spec 2025-03-26), plus `sink`
+for data exfiltration points.
 """
 
 from __future__ import annotations

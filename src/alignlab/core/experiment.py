@@ -22,7 +22,8 @@ class ExperimentConfig(BaseConfig):
     """Base of experiment configs: every experiment has a `techniques` grid axis."""
 
     techniques: tuple[str, ...] = ()
-    """Techniques to compare with the baseline, each run on every compatible cell with the baseline's seeds (paired): NAME or NAME(key=value, ...), e.g. quantilizer(q=0.1); see `alignlab list technique`."""
+    """Techniques to compare with the baseline, each run on every compatible cell with the baseline's seeds
+    (paired): NAME or NAME(key=value, ...), e.g. quantilizer(q=0.1); see `alignlab list technique`."""
 
     def __post_init__(self) -> None:
         for spec in self.techniques:

@@ -2,13 +2,14 @@
 path / cached id) through alignlab.lm, or any OpenAI-compatible chat-completions endpoint
 (vLLM, Ollama, llama.cpp server, `alignlab serve`).
 
-The endpoint client is written on the standard library (urllib + a thread pool) rather than
-the `openai` package, to keep the core free of heavy dependencies; it adds what a long
-evaluation needs: timeouts, retries with exponential backoff on 429 / 5xx / timeouts /
-malformed replies, a concurrency limit, and a persistent SQLite response cache keyed by a
-hash of the request, written as each reply arrives, so a rerun resumes where a failed or
-interrupted run stopped. The request format is OpenAI's chat completions API
-(https://platform.openai.com/docs/api-reference/chat).
+The endpoint client sends its requests with the official `openai` package (its own retries off); around
+it, what a long evaluation needs: timeouts, retries with exponential backoff on 429 / 5xx / timeouts /
+connection errors / malformed replies, a concurrency limit (a thread pool; the client is thread-safe),
+and a persistent SQLite response cache keyed by a hash of the request, written as each reply arrives,
+so a rerun resumes where a failed or interrupted run stopped. The request format is OpenAI's chat
+completions API (https://platform.openai.com/docs/api-reference/chat). Replies are read from the raw
+response and checked here, so a malformed one is retried and reported in one line rather than
+half-parsed.
 
 Model specs (`alignlab eval --model`, `alignlab serve --model`, Inspect's `alignlab/<spec>`, the
 behavioural-evals `models` field) are `BASE#SPEC#SPEC...`: a base model, then any registered
@@ -20,15 +21,11 @@ behavioural-evals `models` field) are `BASE#SPEC#SPEC...`: a base model, then an
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -132,6 +129,31 @@ class OpenAIChatModel:
         self.api_key = api_key if api_key is not None else os.environ.get("ALIGNLAB_ENDPOINT_KEY")
         self.sleep = sleep
         self.stats = {"requests": 0, "cache_hits": 0, "retries": 0}
+        self._stats_lock = threading.Lock()
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def client(self) -> Any:
+        """The `openai.OpenAI` client (made on first use: importing openai takes a second). Its own retries
+        are off: ours count them and back off with `sleep`. Without a key it sends a placeholder, never the
+        environment's OPENAI_API_KEY (this endpoint may be anyone's)."""
+        with self._client_lock:
+            if self._client is None:
+                import openai
+
+                self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "none",
+                                             timeout=self.timeout, max_retries=0)
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
 
     def _payload(self, messages: Sequence[dict[str, str]], max_new_tokens: int, temperature: float,
                  seed: int) -> dict[str, Any]:
@@ -139,35 +161,32 @@ class OpenAIChatModel:
                 "temperature": float(temperature), "seed": int(seed), "n": 1}
 
     def _post(self, payload: dict[str, Any]) -> str:
+        import openai
+
         url = f"{self.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        data = json.dumps(payload).encode()
+        client = self.client()
         last = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
-                self.stats["retries"] += 1
+                self._count("retries")
                 self.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                self.stats["requests"] += 1
-                req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    body = resp.read()
-                return _content(body)
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:200].decode("utf-8", "replace").strip()
-                if exc.code == 429 or exc.code >= 500:
-                    last = f"HTTP {exc.code} {detail}".strip()
+                self._count("requests")
+                raw = client.chat.completions.with_raw_response.create(**payload)
+                return _content(raw.content)
+            except openai.APIStatusError as exc:
+                detail = exc.response.text[:200].strip()
+                if exc.status_code == 429 or exc.status_code >= 500:
+                    last = f"HTTP {exc.status_code} {detail}".strip()
                     continue
-                raise EndpointError(f"{url} refused the request: HTTP {exc.code} {detail}") from None
+                raise EndpointError(f"{url} refused the request: HTTP {exc.status_code} {detail}") from None
             except _Retryable as exc:
                 last = str(exc)
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
-                    http.client.HTTPException) as exc:
-                reason = getattr(exc, "reason", exc)
-                last = f"timed out after {self.timeout:g} s" if isinstance(reason, (TimeoutError, socket.timeout)) \
-                    else f"{type(reason).__name__}: {reason}"
+            except openai.APITimeoutError:
+                last = f"timed out after {self.timeout:g} s"
+            except openai.APIConnectionError as exc:
+                cause = exc.__cause__ or exc
+                last = f"{type(cause).__name__}: {cause}"
         raise EndpointError(f"{url}: no valid reply after {self.max_retries + 1} attempts (last: {last})")
 
     def chat(self, messages_batch: Sequence[Sequence[dict[str, str]]], max_new_tokens: int = 64,

@@ -23,6 +23,7 @@ from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.evals import factual as F
 from alignlab.evals.core import Eval, EvalConfig, Scenario, column, sample
+from alignlab.evals.datasets import QASchema
 from alignlab.evals.protocols import Dialogue, ask, play
 from alignlab.evals.scorers import abstains, hedges, parse_confidence
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired, bootstrap_stat, brier, ece
@@ -60,11 +61,18 @@ class Calibration(Eval):
     intended_label = "correctness: the chosen answer is right; for an invented entity, the model abstains"
     headline = ("accuracy_mc", "mean_confidence_mc", "ece_mc", "ece_stated", "fabrication_rate")
     Config = CalibrationConfig
+    data_schema = QASchema("calibration", min_distractors=3, fictional=True)
 
-    def scenarios(self) -> list[Scenario]:
+    def shipped(self) -> list[Scenario]:
         return list(F.factual())
 
     def select(self, limit: int | None, seed: int) -> list[Any]:
+        if self.data is not None:  # a user's file: its own fictional items (`fictional: true`), all of them unless
+            # a limit asks for fewer, `fictional_share` of the limit at most, the rest real
+            real = [s for s in self.scenarios() if not s.meta.get("fictional")]
+            fict = [s for s in self.scenarios() if s.meta.get("fictional")]
+            n_fict = None if limit is None else min(round(limit * self.config.fictional_share), len(fict))
+            return sample(real, None if limit is None else limit - n_fict, seed) + sample(fict, n_fict, seed + 1)
         fict = list(F.fictional())
         if limit is None:
             n_fict = round(len(self.scenarios()) * self.config.fictional_share / (1 - self.config.fictional_share)) \

@@ -151,11 +151,14 @@ class EvalResult:
     metrics: dict[str, Estimate]
     transcripts: list[dict[str, Any]]
     seconds: float
+    data: dict[str, Any] | None = None
+    """The user's data set the items came from (name, sha256 prefix, label, format, file, items);
+    None for the shipped set (evals/datasets.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"eval": self.eval, "model": self.model, "seed": self.seed, "config": self.config,
-                "seconds": self.seconds, "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
-                "items": self.items}
+                "data": self.data, "seconds": self.seconds,
+                "metrics": {k: v.to_dict() for k, v in self.metrics.items()}, "items": self.items}
 
 
 class Eval:
@@ -173,6 +176,8 @@ class Eval:
     """The metrics the comparison table shows."""
     Config: ClassVar[type[EvalConfig]] = EvalConfig
     registered_name: ClassVar[str] = ""
+    data_schema: ClassVar[Any] = None
+    """The schema a user's data file follows (an evals/datasets.py Schema); None: no --data."""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -180,15 +185,22 @@ class Eval:
             cls.__doc__ = (f"{cls.summary}\n\nSource: {cls.source}\nspecified: {cls.specified_label}\n"
                            f"intended: {cls.intended_label}")
 
-    def __init__(self, config: EvalConfig | None = None):
+    def __init__(self, config: EvalConfig | None = None, data: Any = None):
         self.config = config if config is not None else self.Config()
+        self.data = data
+        """A user's data set (evals/datasets.py LoadedData) to use instead of the shipped items; None: shipped."""
 
     @property
     def name(self) -> str:
         return self.registered_name
 
-    def scenarios(self) -> list[Scenario]:
+    def shipped(self) -> list[Scenario]:
+        """The items alignlab ships for this eval."""
         raise NotImplementedError
+
+    def scenarios(self) -> list[Scenario]:
+        """The items in use: the user's data set where one was given, else the shipped items."""
+        return list(self.data.items) if self.data is not None else self.shipped()
 
     def select(self, limit: int | None, seed: int) -> list[Any]:
         return sample(self.scenarios(), limit, seed)
@@ -212,7 +224,8 @@ class Eval:
                        for r in records[: self.config.transcripts] if "transcript" in r]
         stripped = [{k: v for k, v in r.items() if k != "transcript"} for r in records]
         return EvalResult(self.name, getattr(model, "name", "model"), seed, self.config.to_dict(), stripped,
-                          self.metrics(stripped, seed), transcripts, time.time() - started)
+                          self.metrics(stripped, seed), transcripts, time.time() - started,
+                          None if self.data is None else self.data.to_dict())
 
 
 def column(records: Sequence[dict[str, Any]], key: str) -> list[float]:

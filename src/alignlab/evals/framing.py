@@ -19,6 +19,7 @@ from typing import Any
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.datasets import FramingSchema
 from alignlab.evals.handcheck import framed, handcheck
 from alignlab.evals.judge import RefusalJudge, agreement, judge_agreement, kappa
 from alignlab.evals.protocols import Dialogue, play
@@ -55,8 +56,9 @@ class Framing(Eval):
     headline = ("refusal_plain", "refusal_authority", "refusal_research", "drop_authority", "drop_research",
                 "over_refusal")
     Config = FramingConfig
+    data_schema = FramingSchema()
 
-    def scenarios(self) -> list[Scenario]:
+    def shipped(self) -> list[Scenario]:
         return load_dataset("framing")
 
     def select(self, limit: int | None, seed: int) -> list[Any]:

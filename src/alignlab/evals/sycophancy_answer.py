@@ -15,6 +15,7 @@ from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.evals import factual as F
 from alignlab.evals.core import Eval, EvalConfig, Scenario, column
+from alignlab.evals.datasets import QASchema
 from alignlab.evals.protocols import play, suggest
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired
 
@@ -49,8 +50,9 @@ class SycophancyAnswer(Eval):
     intended_label = "the reply names the correct answer despite the suggestion (accuracy)"
     headline = ("accuracy_none", "accuracy_wrong", "accuracy_drop_wrong", "agree_wrong", "agreement_lift")
     Config = AnswerConfig
+    data_schema = QASchema("sycophancy-answer", min_distractors=1)
 
-    def scenarios(self) -> list[Scenario]:
+    def shipped(self) -> list[Scenario]:
         return list(F.factual())
 
     def evaluate(self, model: Any, items: list[Scenario], seed: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 from alignlab.core.registry import register
 from alignlab.evals import factual as F
 from alignlab.evals.core import Eval, EvalConfig, Scenario, column
+from alignlab.evals.datasets import QASchema
 from alignlab.evals.protocols import are_you_sure, play
 from alignlab.evals.scorers import apologizes, restated_or_abandoned
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired
@@ -43,8 +44,9 @@ class AreYouSure(Eval):
     headline = ("first_accuracy", "abandoned_challenge", "abandoned_control", "abandon_effect", "apology_challenge",
                 "restated_challenge")
     Config = AreYouSureConfig
+    data_schema = QASchema("sycophancy-are-you-sure")
 
-    def scenarios(self) -> list[Scenario]:
+    def shipped(self) -> list[Scenario]:
         return list(F.factual())
 
     def evaluate(self, model: Any, items: list[Scenario], seed: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import numpy as np
 from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.evals.core import Eval, EvalConfig, Scenario, column, load_dataset, sample
+from alignlab.evals.datasets import FeedbackSchema
 from alignlab.evals.protocols import Dialogue, play
 from alignlab.evals.scorers import parse_rating
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired, tie_aware_greater
@@ -64,8 +65,9 @@ class SycophancyFeedback(Eval):
                       "version), ties 1/2, per pair")
     headline = ("shift_like_dislike", "shift_own_other", "quality_discrimination", "mean_rating_neutral")
     Config = FeedbackConfig
+    data_schema = FeedbackSchema()
 
-    def scenarios(self) -> list[Scenario]:
+    def shipped(self) -> list[Scenario]:
         return load_dataset("feedback")
 
     def select(self, limit: int | None, seed: int) -> list[Any]:

@@ -9,6 +9,10 @@ written as artifacts. Sources: Sharma et al. 2023 (arXiv:2310.13548), Wei et al.
 (arXiv:2307.02483), Röttger et al. 2023 (arXiv:2308.01263), Kadavath et al. 2022
 (arXiv:2207.05221).
 
+`data` points evals at a user's own item files (evals/datasets.py; `sycophancy-answer=my.jsonl`, or
+one file when `evals` names one eval): those cells carry the file's name and sha256 in their parameters
+(`data`), their stored data (`dataset`) and every report table, never the shipped set's name.
+
 The experiment exposes the `chat-model` slot: `--set techniques=system-prompt` runs every cell again
 with the model wrapped by the technique (paired on seed), e.g. the system-prompt baseline of Sharma
 et al. 2023 and Wei et al. 2023 (arXiv:2308.03958). A model spec in `models` may carry techniques
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from alignlab.core import registry
-from alignlab.core.errors import ConfigError
+from alignlab.core.errors import ConfigError, UserError
 from alignlab.core.experiment import Experiment, ExperimentConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.registry import register
@@ -53,6 +57,12 @@ class BehaviouralEvalsConfig(ExperimentConfig):
     """Weights dtype of local models."""
     judge: str = ""
     """A model spec that judges refusals in framing-v0 instead of the phrase detector ('' = the detector); its agreement with the hand labels is reported."""
+    data: tuple[str, ...] = ()
+    """Your own items instead of the shipped ones: EVAL=FILE per eval (EVAL with or without -vN; it must be in
+    `evals`), or one FILE when `evals` names one eval (as alignlab eval --data; docs/evals.md, 'Bring your own
+    data'). Evals without a file use the shipped items; cells are labelled with the file's name and sha256."""
+    data_format: Literal["auto", "jsonl", "csv", "sycophancy-eval", "scenario"] = "auto"
+    """Format of the `data` files (auto: detected from each file's extension and first line)."""
 
     @classmethod
     def quick(cls) -> "BehaviouralEvalsConfig":
@@ -72,6 +82,43 @@ class BehaviouralEvalsConfig(ExperimentConfig):
 
         for spec in self.models:  # a model spec's techniques are checked here, before anything runs
             model_spec_techniques(spec)
+        from alignlab.evals.datasets import load_for_eval
+
+        for name, path in data_files(self).items():  # each file validated before anything runs
+            load_for_eval(registry.get("eval", name), path, self.data_format)
+
+
+def data_files(config: BehaviouralEvalsConfig) -> dict[str, str]:
+    """Registered eval name -> the data file `config.data` gives it."""
+    out: dict[str, str] = {}
+    for entry in config.data:
+        head, sep, tail = entry.partition("=")
+        name = registry.resolve_or_none("eval", head.strip()) if sep else None
+        if name is None:
+            if len(config.evals) != 1:
+                raise ConfigError(f"behavioural-evals: data {entry!r}: write EVAL=FILE when evals names more than "
+                                  f"one eval ({', '.join(config.evals)})")
+            name, path = config.evals[0], entry
+        else:
+            path = tail
+        if name not in config.evals:
+            raise ConfigError(f"behavioural-evals: data {entry!r} is for {name}, which evals does not include")
+        if name in out:
+            raise ConfigError(f"behavioural-evals: data gives {name} two files")
+        if not path.strip():
+            raise ConfigError(f"behavioural-evals: data {entry!r} names no file")
+        out[name] = path.strip()
+    return out
+
+
+def eval_label(config: dict[str, Any]) -> str:
+    """A cell's eval as the report names it: the eval, then the user's data set where the cell used one."""
+    return f"{config['eval']} [data {config['data']}]" if config.get("data") else config["eval"]
+
+
+def eval_of(label: str) -> str:
+    """The registered eval name in an `eval_label`."""
+    return label.split(" [data ", 1)[0]
 
 
 CAPABILITY: dict[str, tuple[str, bool, str]] = {
@@ -125,13 +172,13 @@ def _pooled(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Estimat
     groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     presets: dict[tuple[str, str], str] = {}
     for r in records:
-        key = (r.config["eval"], r.config["model"])
+        key = (eval_label(r.config), r.config["model"])  # a user's data set is never pooled with the shipped items
         presets[key] = r.config.get("eval_preset", "default")
         for item in r.data.get("items", []):
             groups[key].setdefault(item["id"], item)
     out = {}
     for (name, model), items in groups.items():
-        cls = registry.get("eval", name)
+        cls = registry.get("eval", eval_of(name))
         ev = cls(cls.Config.quick() if presets[(name, model)] == "quick" else cls.Config())
         out[(name, model)] = ev.metrics(list(items.values()), seed=0)
     return out
@@ -176,13 +223,19 @@ class BehaviouralEvals(Experiment):
         return cls.Config(evals=("sycophancy-answer-v0",), limit=4, eval_preset="quick")
 
     def cells(self) -> list[dict[str, Any]]:
+        from alignlab.evals.datasets import load_for_eval
+
         c = self.config
+        data: dict[str, dict[str, str]] = {}
+        for e, path in data_files(c).items():  # the label (name@sha256) is in the parameters: new data, new cells
+            loaded = load_for_eval(registry.get("eval", e), path, c.data_format)
+            data[e] = {"data": loaded.label, "data_file": path, "data_format": loaded.format}
         return [{"eval": e, "model": m, "limit": c.limit, "eval_preset": c.eval_preset, "dtype": c.dtype,
-                 **({"judge": c.judge} if c.judge and e.startswith("framing") else {})}
+                 **({"judge": c.judge} if c.judge and e.startswith("framing") else {}), **data.get(e, {})}
                 for e in c.evals for m in c.models]
 
     def table_columns(self) -> list[str]:
-        return ["eval", "model"]
+        return ["eval", "model", "data"]  # data: the user's data set (name@sha256) of a cell; none: shipped items
 
     def outcome(self, record: RunRecord) -> dict[str, float]:
         """Benefit: the eval's intended metric. Capability: the eval's task skill the technique could cost
@@ -193,11 +246,19 @@ class BehaviouralEvals(Experiment):
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
         from alignlab.evals.backends import make_model
 
+        from alignlab.evals.datasets import load_for_eval
+
         cls = registry.get("eval", params["eval"])
         config = cls.Config.quick() if params["eval_preset"] == "quick" else cls.Config()
         if params.get("judge"):
             config = dataclasses.replace(config, judge=params["judge"])
-        ev = cls(config)
+        data = None
+        if params.get("data_file"):
+            data = load_for_eval(cls, params["data_file"], params.get("data_format", "auto"))
+            if data.label != params["data"]:
+                raise UserError(f"data file {params['data_file']} changed since the grid was made ({params['data']}, "
+                                f"now {data.label}); run again")
+        ev = cls(config, data=data)
         model = make_model(params["model"], dtype=params.get("dtype", "float32"),
                            cache=workdir.parent / "endpoint-cache.sqlite")
         tech = self.technique(params, "chat-model")
@@ -210,14 +271,15 @@ class BehaviouralEvals(Experiment):
             for t in result.transcripts:
                 fh.write(json.dumps(t, ensure_ascii=False) + "\n")
         (workdir / "transcripts.html").write_text(
-            _transcripts_html(f"{result.eval} on {params['model']}{f' with {tech.spec}' if tech else ''} (seed {seed})",
-                              result.transcripts), encoding="utf-8")
+            _transcripts_html(f"{result.eval}{f' on data {data.label}' if data else ''} on {params['model']}"
+                              f"{f' with {tech.spec}' if tech else ''} (seed {seed})", result.transcripts),
+            encoding="utf-8")
         metrics = {k: v.value for k, v in result.metrics.items()}
         metrics["items"] = float(len(result.items))
         return CellResult(
             metrics=metrics,  # deterministic for a seed; the wall time goes to data
             data={"metrics": {k: v.to_dict() for k, v in result.metrics.items()}, "items": result.items,
-                  "eval_config": result.config, "seconds": result.seconds},
+                  "eval_config": result.config, "seconds": result.seconds, "dataset": result.data},
             artifacts=[str((workdir / f).relative_to(runs_dir))
                        for f in ("transcripts.html", "transcripts.jsonl", "result.json")],
         )
@@ -229,7 +291,7 @@ class BehaviouralEvals(Experiment):
         models = sorted({m for _, m in pooled})
         rows = []
         for name in sorted({e for e, _ in pooled}):
-            cls = registry.get("eval", name)
+            cls = registry.get("eval", eval_of(name))
             for metric in ("specified", "intended", "gap") + tuple(cls.headline):
                 rows.append([name, metric] + [pooled[(name, m)][metric].fmt() if (name, m) in pooled and
                                               metric in pooled[(name, m)] else "" for m in models])
@@ -238,24 +300,24 @@ class BehaviouralEvals(Experiment):
             "value [95% bootstrap CI over items] (n = items). specified / intended per eval: see the card above. "
             "Compare a base model with its steered or fine-tuned versions by listing them all in `models`.")]
         detail = []
-        for r in sorted(records, key=lambda r: (r.config["eval"], r.config["model"], r.seed)):
+        for r in sorted(records, key=lambda r: (eval_label(r.config), r.config["model"], r.seed)):
             for metric, d in r.data.get("metrics", {}).items():
                 e = Estimate.from_dict(d)
-                detail.append([r.config["eval"], r.config["model"], r.seed, metric,
+                detail.append([eval_label(r.config), r.config["model"], r.seed, metric,
                                "n/a" if e.n == 0 else f"{e.value:.3f}",
                                "" if e.n == 0 else f"[{e.lo:.3f}, {e.hi:.3f}]", e.n])
         tables.append(Table("Every metric of every cell", ["eval", "model", "seed", "metric", "value", "95% CI", "n"],
                             detail, "Percentile bootstrap over items (2000 resamples; 1000 for ECE and Brier)."))
         tables.append(Table(
             "Transcripts", ["eval", "model", "seed", "files (under the runs folder)"],
-            [[r.config["eval"], r.config["model"], r.seed, ", ".join(r.artifacts)] for r in records],
+            [[eval_label(r.config), r.config["model"], r.seed, ", ".join(r.artifacts)] for r in records],
             "Full conversations of a sample of items of each cell."))
         return tables
 
     def findings(self, records: list[RunRecord]) -> list[str]:
         out = []
         for (name, model), m in sorted(_pooled(records).items()):
-            cls = registry.get("eval", name)
+            cls = registry.get("eval", eval_of(name))
             parts = ", ".join(f"{k} {m[k].fmt(2)}" for k in cls.headline if k in m)
             out.append(f"{name} on {model}: {parts}; gap (specified - intended) {m['gap'].fmt(2)}.")
             if "judge_agreement" in m:

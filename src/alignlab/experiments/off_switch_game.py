@@ -11,7 +11,6 @@ calibrated robot's expectation is right; an over- or under-confident one's is no
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any

@@ -279,7 +279,8 @@ class SpecGaming(Experiment):
         return out
 
     def figures(self, records: list[RunRecord]) -> list[Figure]:
-        by_env: dict[str, dict[str, dict[float, list[RunRecord]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+        by_env: dict[str, dict[str, dict[float, list[RunRecord]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(list)))
         for r in records:
             by_env[r.config["env"]][r.config["optimizer"]][r.metrics["pressure_value"]].append(r)
         envs = sorted(by_env)

@@ -23,7 +23,8 @@ def to_csv(records: list[RunRecord]) -> str:
     for r in records:
         writer.writerow(
             [r.experiment, r.config_hash, r.seed, r.status, r.code_version, r.run_id, f"{r.duration_s:.4f}"]
-            + [json.dumps(r.config[k]) if isinstance(r.config.get(k), (list, dict)) else r.config.get(k, "") for k in config_keys]
+            + [json.dumps(r.config[k]) if isinstance(r.config.get(k), (list, dict)) else r.config.get(k, "")
+               for k in config_keys]
             + [r.metrics.get(k, "") for k in metric_keys]
             + [r.error or ""]
         )

@@ -55,7 +55,8 @@ def _cell(value: Any) -> str:
 
 
 def render_table(table: Table, collapse_over: int = 40) -> str:
-    head = "".join(f'<th class="l">{_e(c)}</th>' if i == 0 else f"<th>{_e(c)}</th>" for i, c in enumerate(table.columns))
+    head = "".join(f'<th class="l">{_e(c)}</th>' if i == 0 else f"<th>{_e(c)}</th>"
+                   for i, c in enumerate(table.columns))
     body = "".join(
         "<tr>" + "".join(f'<td class="l">{_e(_cell(v))}</td>' if i == 0 else f"<td>{_e(_cell(v))}</td>"
                          for i, v in enumerate(row)) + "</tr>"
@@ -124,7 +125,8 @@ def experiment_section(name: str, records: list[RunRecord], runs_dir: Path | Non
     parts = [f'<section class="experiment" id="{_e(name)}" data-experiment="{_e(name)}">',
              f"<h2>{_e(title)} <small class='meta'>{_e(name)}</small></h2>"]
     if cls is None:
-        parts.append('<p class="err">This experiment is not registered in this installation; showing stored records only.</p>')
+        parts.append('<p class="err">This experiment is not registered in this installation; '
+                     'showing stored records only.</p>')
     else:
         parts.append(f"<p>{_e(cls.summary)}</p>")
         parts.append(f'<p class="meta">Source: {_e(cls.source)}</p>')
@@ -223,6 +225,8 @@ def render(records: list[RunRecord], store_path: str) -> str:
     runs_dir = Path(store_path).resolve().parent
     sections = [experiment_section(name, recs, runs_dir) for name, recs in sorted(by_exp.items())]
     toc = "".join(f'<li><a href="#{_e(n)}">{_e(n)}</a></li>' for n in sorted(by_exp))
+    body = "".join(sections) if sections else (
+        "<p>No records yet: run <code>alignlab run NAME</code> or <code>alignlab demo</code>.</p>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>alignlab report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
@@ -232,6 +236,6 @@ the gap between them is the alignment problem in numbers. Generated {_e(time.str
 from {_e(store_path)}.</p><nav><ul>{toc}</ul></nav></header>
 <main>{render_table(overview)}
 {matrix_section(by_exp)}
-{''.join(sections) if sections else '<p>No records yet: run <code>alignlab run NAME</code> or <code>alignlab demo</code>.</p>'}
+{body}
 </main></body></html>
 """

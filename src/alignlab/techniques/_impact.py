@@ -34,7 +34,8 @@ class ImpactConfig(BaseConfig):
     beta: float = 1.0
     """Weight of the penalty (the deviation is in [0, 1] per step) against the specified reward."""
     baseline: Literal["auto", "stepwise", "start"] = "auto"
-    """Baseline state: stepwise inaction (needs a no-op action), the start state, or auto (stepwise where the environment has a no-op, else start)."""
+    """Baseline state: stepwise inaction (needs a no-op action), the start state, or auto (stepwise where the
+    environment has a no-op, else start)."""
     noop_action: int = 4
     """Index of the no-op action for the stepwise baseline (the gridworlds' NOOP is 4 when enabled)."""
     max_states: int = 3000

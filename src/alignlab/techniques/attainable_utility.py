@@ -38,8 +38,8 @@ class AttainableUtility(ImpactPenalty):
     title = "Attainable utility preservation (impact penalty)"
     summary = ("Subtracts from the specified reward, at every step, beta times the mean absolute change, against "
                "the baseline state (stepwise inaction where the environment has a no-op, else the start state), "
-               "of the optimal values of random auxiliary rewards, each rescaled to span [0, 1] over the states. Actions that change "
-               "what the agent could achieve, in either direction, are penalised.")
+               "of the optimal values of random auxiliary rewards, each rescaled to span [0, 1] over the states. "
+               "Actions that change what the agent could achieve, in either direction, are penalised.")
     source = ("Turner, Hadfield-Menell & Tadepalli 2020, \"Conservative Agency via Attainable Utility "
               "Preservation\", arXiv:1902.09725")
     Config = AttainableUtilityConfig

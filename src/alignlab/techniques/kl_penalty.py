@@ -55,7 +55,7 @@ class KLPenalty(Technique):
               "arXiv:2205.11275; Ziegler et al. 2019, \"Fine-Tuning Language Models from Human Preferences\", "
               "arXiv:1909.08593; Ouyang et al. 2022, arXiv:2203.02155")
     Config = KLPenaltyConfig
-    matrix_specs = ("beta=0.5", "beta=2.0")
+    matrix_specs = ("beta=1.0", "beta=0.5")
 
     def supports(self, target: dict[str, Any]) -> str | None:
         opt = target.get("optimizer")

@@ -28,7 +28,8 @@ from alignlab.envs.planning import reachable
 @dataclasses.dataclass(frozen=True)
 class QuantilizerConfig(BaseConfig):
     q: float = 0.3
-    """Fraction of the base (uniform) action distribution kept, from the top by the optimizer's action values; 1 is random, near 0 the maximiser."""
+    """Fraction of the base (uniform) action distribution kept, from the top by the optimizer's action values; 1 is
+    random, near 0 the maximiser."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.q <= 1.0:

@@ -21,8 +21,10 @@ ACTION_NAMES = ("up", "down", "left", "right", "noop")
 ACTION_LETTERS = {"u": UP, "d": DOWN, "l": LEFT, "r": RIGHT, "n": NOOP}
 
 # Every character any map or drape draws. Code = index. ' ' floor, '#' wall, 'A' agent,
-# 'G' goal; the rest are environment-specific (see each environment's card).
-TILES = " #AG><v^TtORDPpQqSIBXCWL:"
+# 'G' goal; the rest are environment-specific (see each environment's card). New tiles are only
+# ever appended, so earlier codes never change: codes 0..24 are the first ten environments',
+# 25..29 friend or foe's (its floors F and N, hidden box *, revealed boxes 0 and 1).
+TILES = " #AG><v^TtORDPpQqSIBXCWL:" "FN*01"
 _CODE = {ch: i for i, ch in enumerate(TILES)}
 
 

@@ -15,11 +15,15 @@ import numpy as np
 from gymnasium import spaces
 
 from alignlab.envs.finite import FiniteEnv, State
-from alignlab.envs.grid.engine import TILES, GridMap, decode
+from alignlab.envs.grid.engine import GridMap, decode, tile
 
 
 class GridworldEnv(FiniteEnv):
     """Base of the gridworlds (not registered itself). See the module docstring."""
+
+    last_tile: str = ":"
+    """The last character of `TILES` this gridworld can draw: its observations are the codes
+    0 .. tile(last_tile). Tiles appended for later environments leave earlier spaces unchanged."""
 
     def __init__(self, art: Sequence[str], *, n_actions: int = 4, max_steps: int = 100,
                  render_mode: str | None = None, config: dict[str, Any] | None = None):
@@ -29,7 +33,7 @@ class GridworldEnv(FiniteEnv):
         super().__init__(horizon=max_steps, render_mode=render_mode, config=config or {})
         self.grid = GridMap(art)
         self.action_space = spaces.Discrete(n_actions)
-        self.observation_space = spaces.Box(0, len(TILES) - 1, shape=self.grid.shape, dtype=np.uint8)
+        self.observation_space = spaces.Box(0, tile(self.last_tile), shape=self.grid.shape, dtype=np.uint8)
 
     def _draw(self, state: State) -> np.ndarray:
         raise NotImplementedError
