@@ -25,7 +25,8 @@ def brute_return(model: TabularModel, reward: np.ndarray, pi, s: int, t: int, H:
             p = model.prob[s, a, k]
             if p > 0:
                 nxt = model.next_state[s, a, k]
-                total += pa * p * (reward[s, a, k] + discount * brute_return(model, reward, pi, nxt, t + 1, H, discount))
+                future = brute_return(model, reward, pi, nxt, t + 1, H, discount)
+                total += pa * p * (reward[s, a, k] + discount * future)
     return total
 
 
@@ -170,7 +171,8 @@ def test_belief_planning_matches_expectimax_over_histories(seed):
     assert planning.state_index(model) is None  # states share observations
     policy = planning.plan(model, model.specified)
     assert isinstance(policy, planning.BeliefPolicy)
-    assert policy.expected_return(model.specified) == pytest.approx(brute_pomdp_optimum(model, model.specified), abs=1e-10)
+    expected = brute_pomdp_optimum(model, model.specified)
+    assert policy.expected_return(model.specified) == pytest.approx(expected, abs=1e-10)
     # and never above the (unattainable) full-state optimum
     values, _ = planning.solve(model, model.specified)
     assert policy.expected_return(model.specified) <= planning.expected_return(model, values) + 1e-12
