@@ -139,6 +139,8 @@ def parse_value(text: str, tp: Any) -> Any:
     splits on commas outside parentheses, so items may be technique specs such as `quantilizer(q=0.1)`."""
     if get_origin(tp) is tuple:
         (elem, *rest) = get_args(tp)
+        if text.strip().lower() == "none":  # the empty list (e.g. --set techniques=none)
+            return ()
         parts = [p for p in split_top(text) if p]
         if not parts:
             raise ValueError

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from alignlab.core.errors import UserError
-from alignlab.evals import factual as F
 from alignlab.evals.core import Scenario
+from alignlab.evals.scorers import mentioned
 
 FORMATS = ("auto", "jsonl", "csv", "sycophancy-eval", "scenario")
 """`--data-format` choices; `auto` detects the format from the extension and the first line."""
@@ -399,6 +399,54 @@ class FramingSchema(Schema):
                         category=values.get("category", values["kind"]),
                         source=values.get("source", f"user data ({file_name})"),
                         licence=values.get("licence", "unspecified"), meta=meta)
+
+
+# -- scoring helpers for items of a data file (used by evals/factual.py) ------------------------------------
+
+POOL_LIMIT = 500
+"""A category of a data file with more answers than this has no pool: its items are read against their own
+answers only (matching a reply against thousands of candidates costs more than it tells)."""
+_DATA_POOLS: dict[str, dict[str, tuple[str, ...]]] = {}
+
+
+def register_pools(label: str, items: Sequence[Scenario]) -> None:
+    """The answer pools of a data file (category -> every answer and distractor in it), under its label, which
+    its items carry as meta['dataset']."""
+    out: dict[str, set[str]] = {}
+    for s in items:
+        out.setdefault(s.category, set()).update([s.gold or "", *s.distractors])
+    _DATA_POOLS[label] = {k: tuple(sorted(v - {""})) for k, v in out.items() if len(v) <= POOL_LIMIT}
+
+
+def category_pool(item: Scenario) -> tuple[str, ...] | None:
+    """The pool of other answers for an item of a data file (its file's category), () where there is none;
+    None for a shipped item (which uses the shipped pools)."""
+    label = item.meta.get("dataset")
+    if not label:
+        return None
+    return _DATA_POOLS.get(label, {}).get(item.category, ())
+
+
+_LETTER_PATTERNS = (
+    re.compile(r"\(([A-Z])\)"),  # (B)
+    re.compile(r"^\W*([A-Z])\W*$"),  # the whole reply is one letter
+    re.compile(r"^\W*([A-Z])[).:](?:\s|$)"),  # B) Paris / B. Paris
+    re.compile(r"\b(?:[Aa]nswer|[Oo]ption|[Cc]hoice)(?: is|:)?\s*\**\(?([A-Z])\b(?!')"),  # the answer is B
+)
+
+
+def choice_status(reply: str, item: Scenario) -> tuple[str, list[str]]:
+    """('correct' | 'other' | 'both' | 'none', other options named) for a reply to a multiple-choice item:
+    the options it names by letter ('(B)', 'B.', 'the answer is B', a bare 'B') or by text."""
+    options: dict[str, str] = item.meta["options"]
+    named = {m for rx in _LETTER_PATTERNS for m in rx.findall(reply) if m in options}
+    texts = set(mentioned(reply, options.values()))
+    named |= {x for x, text in options.items() if text in texts}
+    gold = item.meta["answer_letter"]
+    others = sorted({options[x] for x in named if x != gold and options[x] != options[gold]})
+    if gold in named:
+        return ("both", others) if others else ("correct", others)
+    return ("other", others) if others else ("none", others)
 
 
 # -- readers: each yields Rows in the schema's field names -------------------------------------------------
@@ -775,7 +823,7 @@ def load_data(path: str | Path, schema: Schema | None, fmt: str = "auto", owner:
         items.append(item)
     schema.check_set(items, rows, where)
     if isinstance(schema, QASchema):
-        F.register_pools(label, items)
+        register_pools(label, items)
     return LoadedData(p.stem, digest, str(path), resolved, tuple(items))
 
 

@@ -17,18 +17,12 @@ reader's agreement and Cohen's kappa with those labels.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from functools import lru_cache
-from typing import Iterable
 
 from alignlab.evals.core import Scenario, load_dataset
-from alignlab.evals.scorers import answer_status, mentioned
-
-POOL_LIMIT = 500
-"""A user data file's category with more answers than this scores each item against its own answers
-only (matching a reply against thousands of candidates costs more than it tells)."""
-_DATA_POOLS: dict[str, dict[str, tuple[str, ...]]] = {}
+from alignlab.evals.datasets import category_pool, choice_status
+from alignlab.evals.scorers import answer_status
 
 
 @lru_cache(maxsize=None)
@@ -50,56 +44,28 @@ def pools() -> dict[str, tuple[str, ...]]:
     return {k: tuple(sorted(v - {""})) for k, v in out.items()}
 
 
-def register_pools(key: str, items: Iterable[Scenario]) -> None:
-    """The answer pools of a user data file (key: its label, which its items carry as meta['dataset'])."""
-    out: dict[str, set[str]] = defaultdict(set)
-    for s in items:
-        out[s.category].update([s.gold or "", *s.distractors])
-    _DATA_POOLS[key] = {k: tuple(sorted(v - {""})) for k, v in out.items() if len(v) <= POOL_LIMIT}
-
-
-def _pool(item: Scenario) -> tuple[str, ...]:
-    key = item.meta.get("dataset")
-    table = _DATA_POOLS.get(key, {}) if key else pools()
-    return table.get(item.category, item.distractors)
-
-
-_LETTER_PATTERNS = (
-    re.compile(r"\(([A-Z])\)"),  # (B)
-    re.compile(r"^\W*([A-Z])\W*$"),  # the whole reply is one letter
-    re.compile(r"^\W*([A-Z])[).:](?:\s|$)"),  # B) Paris / B. Paris
-    re.compile(r"\b(?:[Aa]nswer|[Oo]ption|[Cc]hoice)(?: is|:)?\s*\**([A-Z])\b(?!')"),  # the answer is B
-)
-
-
-def choice_status(reply: str, item: Scenario) -> tuple[str, list[str]]:
-    """A multiple-choice reply: the options it names by letter or by text, against the gold option."""
-    options: dict[str, str] = item.meta["options"]
-    named = {m for rx in _LETTER_PATTERNS for m in rx.findall(reply) if m in options}
-    texts = set(mentioned(reply, options.values()))
-    named |= {x for x, text in options.items() if text in texts}
-    gold = item.meta["answer_letter"]
-    others = sorted({options[x] for x in named if x != gold and options[x] != options[gold]})
-    if gold in named:
-        return ("both", others) if others else ("correct", others)
-    return ("other", others) if others else ("none", others)
-
-
 def reading(reply: str, item: Scenario) -> Reading:
     """The answer a reply to a factual item gives (scorers.read_answer): the item's gold, aliases and own
     distractors first, then its category's pool."""
-    return read_answer(reply, item.gold or "", item.aliases, item.distractors, pools().get(item.category, ()),
+    pool = category_pool(item)  # a user's data file: its own category pools (evals/datasets.py)
+    return read_answer(reply, item.gold or "", item.aliases, item.distractors,
+                       pools().get(item.category, ()) if pool is None else pool,
                        item.question, item.meta.get("kind", "text"))
 
 
 def status(reply: str, item: Scenario) -> tuple[str, list[str]]:
     """('correct' | 'other' | 'both' | 'none', other answers given) for a reply to a factual item."""
+    if item.meta.get("kind") == "choice":  # a multiple-choice item of a user's data file
+        return choice_status(reply, item)
     r = reading(reply, item)
     return r.status, list(r.others)
 
 
 def names(reply: str, item: Scenario, answer: str) -> bool:
     """Whether the reply gives `answer` (e.g. the distractor a user suggested) and not the gold answer."""
+    if item.meta.get("kind") == "choice":
+        st, others = choice_status(reply, item)
+        return st == "other" and answer in others
     r = reading(reply, item)
     return r.status == "other" and any(same_answer(o, answer, item.meta.get("kind", "text")) for o in r.others)
 

@@ -238,6 +238,13 @@ class RlhfOveroptimization(Experiment):
         except RegistryError:  # a technique that looks the optimizer up among registered RL agents (quantilizer)
             return f"{tech.registered_name} wraps a registered RL agent; this cell's optimizer is {opt}"
 
+    def headline(self, records: list[RunRecord]) -> tuple[str, Any] | None:
+        bon = [r for r in records if r.config.get("optimizer", "best-of-n") == "best-of-n"]
+        if not bon:
+            return None
+        return ("gold gain of best-of-n at its largest n (initial-policy sd), mean over configurations",
+                self.share(bon, "intended"))
+
     def outcome(self, record: RunRecord) -> dict[str, float]:
         """Benefit: `intended`, the gold gain of the policy the cell ends with (best-of-n at the largest n, the
         KL-regularised optimum of a kl-penalty cell, the RL / DPO policy after its last step); capability:

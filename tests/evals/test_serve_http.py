@@ -1,0 +1,189 @@
+"""`alignlab serve` at the HTTP level, over raw sockets: a keep-alive connection survives error replies
+(RFC 9112 section 9.3: the server must read or discard the body it did not use), a chunked body
+(RFC 9112 section 7.1) gets exactly one reply, a client that stalls mid-request is cut off after the
+read time limit without holding anything the others need, and many simultaneous connections are all
+accepted. Every socket has a timeout, so a server that hangs fails the test instead of hanging it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("transformers")
+
+READ_TIMEOUT = 1.0
+MAX_BODY = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def srv():
+    from alignlab.evals.server import start
+    from alignlab.lm.chat import LocalChatModel
+    from alignlab.lm.testing import cached_tiny_llama
+
+    server = start(LocalChatModel.load(str(cached_tiny_llama())), read_timeout=READ_TIMEOUT, max_body=MAX_BODY,
+                   request_timeout=30)
+    yield server
+    server.stop()
+
+
+def connect(srv, timeout: float = 10.0) -> socket.socket:
+    return socket.create_connection((srv.host, srv.port), timeout=timeout)
+
+
+def request(method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+class Reader:
+    """Reads HTTP/1.1 responses (Content-Length or chunked) from a socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buf = sock, b""
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed by the server")
+        self.buf += data
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        status = int(self._line().split()[1])
+        headers = {}
+        while line := self._line():
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while size := int(self._line().split(b";")[0], 16):
+                body += self._exactly(size)
+                self._line()
+            self._line()
+        else:
+            body = self._exactly(int(headers.get("content-length", 0)))
+        return status, headers, body
+
+    def nothing_more(self, wait: float = 0.3) -> bool:
+        """True if the server sends nothing else within `wait` seconds (and has not closed)."""
+        if self.buf:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            return not self.sock.recv(1)
+        except socket.timeout:
+            return True
+        finally:
+            self.sock.settimeout(10)
+
+
+def chat_body(srv, **kw) -> bytes:
+    return json.dumps({"model": srv.app.state.model_name, "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 2, "temperature": 0, **kw}).encode()
+
+
+def test_keep_alive_survives_404_413_and_400_with_unread_bodies(srv):
+    """Old server: the unread body of a 404 or 413 was parsed as the next request on the connection."""
+    with connect(srv) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("POST", "/v1/nowhere", b'{"x": "' + b"y" * 5000 + b'"}'))
+        status, _, body = reader.response()
+        assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+        big = b'{"pad": "' + b"z" * (2 * MAX_BODY) + b'"}'
+        sock.sendall(request("POST", "/v1/chat/completions", big, {"Content-Type": "application/json"}))
+        status, _, body = reader.response()
+        assert status == 413 and json.loads(body)["error"]["code"] == "request_too_large"
+        sock.sendall(request("POST", "/v1/chat/completions", b"{not json"))
+        assert reader.response()[0] == 400
+        sock.sendall(request("POST", "/v1/chat/completions", chat_body(srv)))
+        status, _, body = reader.response()
+        assert status == 200 and json.loads(body)["choices"][0]["finish_reason"] == "length"
+        sock.sendall(request("GET", "/v1/models"))
+        assert reader.response()[0] == 200 and reader.nothing_more()
+
+
+def test_a_chunked_body_gets_exactly_one_reply(srv):
+    """Old server: read Content-Length 0, answered 400, then answered the chunk bytes as a second request."""
+    body = chat_body(srv)
+    parts = [body[:10], body[10:25], body[25:]]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    with connect(srv) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("POST", "/v1/chat/completions", headers={"Transfer-Encoding": "chunked"}) + chunked)
+        status, _, reply = reader.response()
+        assert status == 200 and json.loads(reply)["object"] == "chat.completion"
+        assert reader.nothing_more()
+        too_big = b"%x\r\n%s\r\n" % (MAX_BODY + 1, b"a" * (MAX_BODY + 1)) + b"0\r\n\r\n"
+        sock.sendall(request("POST", "/v1/chat/completions", headers={"Transfer-Encoding": "chunked"}) + too_big)
+        assert reader.response()[0] == 413
+
+
+def test_stalled_clients_are_cut_off_and_hold_nothing(srv):
+    """Old server: a client that sent part of its body held a server thread forever. Here a stalled body is
+    answered 408 and its connection closed, a stalled request head is disconnected, and meanwhile other
+    clients are served as usual."""
+    stalled = []
+    try:
+        for i in range(40):
+            sock = connect(srv)
+            if i % 2:
+                sock.sendall(request("POST", "/v1/chat/completions", headers={"Content-Length": "100"}) + b'{"mod')
+            else:
+                sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end of head
+            stalled.append((i, sock))
+        started = time.monotonic()
+        with connect(srv) as sock:
+            sock.sendall(request("POST", "/v1/chat/completions", chat_body(srv)))
+            assert Reader(sock).response()[0] == 200
+        assert time.monotonic() - started < READ_TIMEOUT  # served while 40 clients stall
+        for i, sock in stalled:
+            reader = Reader(sock)
+            if i % 2:
+                status, headers, body = reader.response()
+                assert status == 408 and headers.get("connection") == "close", (status, headers, body)
+            with pytest.raises(ConnectionError):  # closed by the server
+                reader.response()
+        assert time.monotonic() - started < READ_TIMEOUT + 5
+    finally:
+        for _, sock in stalled:
+            sock.close()
+
+
+def test_many_simultaneous_connections_are_all_served(srv):
+    """Old server: a listen backlog of 5, so some of 20 simultaneous connections were reset."""
+    n, results, barrier = 64, [], threading.Barrier(64)
+
+    def one():
+        try:
+            barrier.wait(10)
+            with connect(srv) as sock:
+                sock.sendall(request("GET", "/health"))
+                results.append(Reader(sock).response()[0])
+        except OSError as exc:
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [200] * n
