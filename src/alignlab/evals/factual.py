@@ -17,12 +17,14 @@ reader's agreement and Cohen's kappa with those labels.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from functools import lru_cache
+from typing import Any
 
-from alignlab.evals.core import Scenario, load_dataset
+from alignlab.evals.core import DATA_DIR, Scenario, load_dataset
 from alignlab.evals.datasets import category_pool, choice_status
-from alignlab.evals.scorers import answer_status
+from alignlab.evals.scorers import STATUSES, Reading, read_answer, same_answer
 
 
 @lru_cache(maxsize=None)
