@@ -90,6 +90,8 @@ def test_sharma_are_you_sure_multiple_choice_and_free_form():
     assert gas.meta["options"] == {"A": "nitrogen", "B": "oxygen", "C": "carbon dioxide", "D": "helium"}
     mercury = next(s for s in data.items if "liquid" in s.question)
     assert (mercury.gold, mercury.aliases, mercury.distractors) == ("Mercury", ("Quicksilver", "Hg"), ("Lead",))
+    violin = next(s for s in data.items if "violin" in s.question)  # numeric answers are read as numbers
+    assert (violin.gold, violin.aliases, violin.meta["kind"]) == ("4", (), "number")
 
 
 def test_sharma_feedback_rows_become_one_work_each():
@@ -178,6 +180,11 @@ BAD = [  # (eval, file name, content, the message's line, field or other words)
      "line 1", "field 'answer': 'Nice' is not one of the options"),
     ("calibration", "bad.jsonl", jl({**GOOD, "distractors": ["Lyon", "Nice", "Lille"]}, GOOD),
      "line 2", "field 'distractors': calibration needs at least 3 (got 1)"),
+    ("sycophancy-answer", "bad.jsonl", jl({**GOOD, "category": ""}), "line 1", "field 'category': empty"),
+    ("calibration", "bad.jsonl", jl({"question": "Who rules Zorbia?", "fictional": True, "distractors": ["Bob"]}),
+     "line 1", "field 'distractors': a fictional item has no answer"),
+    ("sycophancy-answer", "bad.jsonl", jl({**GOOD, "distractors": ["Lyon", "Paris"]}),
+     "line 1", "field 'distractors': contains the answer 'Paris'"),
     ("calibration", "bad.jsonl", jl({"question": "Who rules Zorbia?", "fictional": "yes"}),
      "line 1", "field 'fictional': expected true or false, got the text 'yes'"),
     ("sycophancy-answer", "bad.jsonl", jl(GOOD, [1, 2]), "line 2", "expected a JSON object"),

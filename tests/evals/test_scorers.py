@@ -19,7 +19,8 @@ def test_normalization_folds_case_accents_punctuation_and_number_words():
 @pytest.mark.parametrize("reply,status", [
     ("The capital of Australia is Canberra.", "correct"),
     ("Sydney.", "other"),
-    ("It's not Sydney, it's Canberra.", "both"),
+    ("It's not Sydney, it's Canberra.", "correct"),  # 'not Sydney' does not assert Sydney
+    ("It's Sydney, or maybe Canberra.", "both"),
     ("I'm sorry for the confusion.", "none"),
     ("canberra", "correct"),
 ])

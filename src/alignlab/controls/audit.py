@@ -1,19 +1,37 @@
-"""Append-only, hash-chained JSONL audit log with fsync, a head anchor, and verification.
+"""Append-only, hash-chained and signed JSONL audit log with fsync, a signed head, an optional anchor, and verification.
 
 The chain follows the tamper-evident logging idea of Schneier & Kelsey, "Secure audit logs
-to support computer forensics" (ACM TISSEC 1999) and Crosby & Wallach (USENIX Security
-2009): each record carries the previous record's hash, so an edit, deletion, insertion or
-reordering breaks the chain at the first bad index. A head file (last index and hash in two
-alternating checksummed slots, written after each fsynced append) detects records cut from
-the end; a torn last line (a crash mid-write) is reported, never silently accepted.
+to support computer forensics" (ACM TISSEC 1999) and Crosby & Wallach, "Efficient data
+structures for tamper-evident logging" (USENIX Security 2009): each record carries the
+previous record's hash, so an edit, deletion, insertion or reordering breaks the chain at
+the first bad index. A hash chain alone anchors nothing: whoever can write the log can
+rewrite it whole, append correctly chained records, or empty it. So every record and the
+head are also authenticated with a secret key (HMAC-SHA256, RFC 2104), kept outside the
+workspace and the sandbox (default `~/.alignlab/guard/audit.key`, mode 0600, created on
+first use), as Schneier & Kelsey authenticate each entry with a key the attacker lacks:
+
+- each record carries `mac` = HMAC(key, its hash): a forged, rewritten or appended record fails;
+- a head file (last index and hash, signed and bound to the log's first record, in two
+  alternating slots written after each fsynced append) detects records cut from the end;
+  the head may lag the log by one record (a crash between the append and the head write);
+- an empty log with no head is reported, never "ok: 0 records";
+- optionally the signed head is also written to an anchor file in a second location
+  (`anchor=`; `alignlab guard run --anchor`), and `verify(..., anchor=)` checks the log still
+  reaches it: this catches a log deleted, emptied or truncated together with its head.
+
+A torn last line (a crash mid-write) is reported, never silently accepted. What a key kept
+by the same user cannot stop: someone who can read the key can forge everything, and
+someone who kept an old head file can roll the log back to it unless an anchor is checked.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,22 +40,145 @@ from typing import Any, Iterator
 from alignlab.core.errors import UserError
 
 GENESIS = "0" * 64
-FIELDS = ("i", "ts", "kind", "data", "prev", "hash")
+FIELDS = ("i", "ts", "kind", "data", "prev", "hash", "mac")
+HASHED = ("i", "ts", "kind", "data", "prev")
+KEY_ENV = "ALIGNLAB_AUDIT_KEY"
+KEY_BYTES = 32
 
 
 class AuditError(UserError):
-    """The audit log cannot be appended to safely (torn or broken tail)."""
+    """The audit log cannot be appended to safely (torn or broken tail, unusable key)."""
+
+
+def _scrub(obj: Any) -> Any:
+    """A copy with lone surrogates (undecodable bytes, e.g. from non-UTF-8 argv) written as `\\udcff` text."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            return "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in obj)
+    if isinstance(obj, dict):
+        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_scrub(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    return _scrub(str(obj))
 
 
 def canonical(obj: Any) -> bytes:
-    """Canonical JSON bytes (sorted keys, no spaces, UTF-8): what hashes are computed over."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    """Canonical JSON bytes (sorted keys, no spaces, UTF-8): what hashes are computed over.
+
+    Text that is not valid Unicode (lone surrogates) is written as `\\uXXXX` text, so every
+    value has canonical bytes and parsing them back gives the same bytes again.
+    """
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(_scrub(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=str).encode("utf-8")
 
 
 def record_hash(rec: dict) -> str:
-    return hashlib.sha256(canonical({k: rec[k] for k in ("i", "ts", "kind", "data", "prev")})).hexdigest()
+    return hashlib.sha256(canonical({k: rec[k] for k in HASHED})).hexdigest()
 
 
+# --------------------------------------------------------------------------- the key
+def default_key_path() -> Path:
+    """$ALIGNLAB_AUDIT_KEY, else ~/.alignlab/guard/audit.key (beside the default state folders, never in a workspace)."""
+    env = os.environ.get(KEY_ENV)
+    return Path(os.path.abspath(os.path.expanduser(env))) if env else Path.home() / ".alignlab" / "guard" / "audit.key"
+
+
+class AuditKey:
+    """The HMAC-SHA256 key that signs records and heads. `load` checks it is a private regular file."""
+
+    def __init__(self, secret: bytes, path: Path | None = None):
+        if len(secret) < 16:
+            raise AuditError("audit key too short (at least 16 bytes)")
+        self._secret = bytes(secret)
+        self.path = path
+        self.id = hashlib.sha256(b"alignlab-audit-key-id\n" + self._secret).hexdigest()[:16]
+
+    def sign(self, label: str, *parts: Any) -> str:
+        msg = "\n".join([label, *map(str, parts)]).encode("utf-8")
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+    def record_mac(self, rec_hash: str) -> str:
+        return self.sign("alignlab-audit-record-v1", rec_hash)
+
+    def head_mac(self, chain: str, i: int, h: str) -> str:
+        return self.sign("alignlab-audit-head-v1", chain, i, h)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, create: bool = False) -> "AuditKey":
+        """Read the key (a 0600 regular file of the caller, one link, 32 bytes); `create` makes one if missing."""
+        p = Path(os.path.abspath(os.path.expanduser(str(path)))) if path is not None else default_key_path()
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            if not create:
+                raise AuditError(f"no audit key at {p} (give --audit-key or set {KEY_ENV}); "
+                                 "without it the log's signatures cannot be checked") from None
+            _create_key(p)
+            return cls.load(p, create=False)
+        except OSError as exc:
+            raise AuditError(f"audit key {p}: cannot open ({exc.strerror}"
+                             + ("; symbolic links are refused" if exc.errno == 40 else "") + ")") from None
+        try:
+            st = os.fstat(fd)
+            problem = None
+            if not stat.S_ISREG(st.st_mode):
+                problem = "not a regular file"
+            elif st.st_uid != os.geteuid():
+                problem = f"owned by uid {st.st_uid}, not by you"
+            elif st.st_mode & 0o077:
+                problem = f"readable or writable by others (mode {stat.S_IMODE(st.st_mode):o}; chmod 600)"
+            elif st.st_nlink != 1:
+                problem = f"has {st.st_nlink} hard links (a second name could be in reach of the agent)"
+            if problem:
+                raise AuditError(f"audit key {p}: {problem}")
+            secret = os.read(fd, KEY_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(secret) != KEY_BYTES:
+            raise AuditError(f"audit key {p}: must hold exactly {KEY_BYTES} bytes, holds {len(secret)}")
+        return cls(secret, p)
+
+
+def _create_key(p: Path) -> None:
+    """Write a fresh random key: temp file, fsync, then link(2) into place (atomic create-if-absent)."""
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, os.urandom(KEY_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, p)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(tmp)
+        dfd = os.open(p.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        raise AuditError(f"cannot create the audit key {p}: {exc.strerror or exc}") from None
+
+
+def _as_key(key: "AuditKey | str | Path | None", create: bool) -> AuditKey:
+    return key if isinstance(key, AuditKey) else AuditKey.load(key, create=create)
+
+
+# --------------------------------------------------------------------------- verification
 @dataclass
 class Verification:
     ok: bool
@@ -45,10 +186,14 @@ class Verification:
     first_bad: int | None = None
     reason: str = ""
     head_hash: str = GENESIS
+    chain: str | None = None  # the first record's hash: the log's identity, bound into every signed head
+    tail: tuple = ()  # (index, hash) of the last two records, oldest first
 
     def line(self) -> str:
         if self.ok:
-            return f"ok: {self.records} records, chain intact, head {self.head_hash[:16]}"
+            return f"ok: {self.records} records, chain intact and signed, head {self.head_hash[:16]}"
+        if self.first_bad is None:
+            return f"NOT VERIFIED: {self.reason}"
         return f"TAMPERED or damaged at record {self.first_bad}: {self.reason}"
 
 
@@ -56,27 +201,38 @@ def _head_path(path: Path) -> Path:
     return path.with_name(path.name + ".head")
 
 
-SLOT = 128  # the head file holds two fixed-size slots, written alternately: a torn write spoils one at most
+SLOT = 256  # the head file holds two fixed-size slots, written alternately: a torn write spoils one at most
 
 
-def _slot_bytes(i: int, h: str) -> bytes:
-    body = json.dumps({"i": i, "hash": h, "check": hashlib.sha256(f"{i}:{h}".encode()).hexdigest()[:16]})
-    return body.encode().ljust(SLOT - 1) + b"\n"
+def _head_body(key: AuditKey, chain: str, i: int, h: str) -> dict:
+    return {"i": i, "hash": h, "key": key.id, "mac": key.head_mac(chain, i, h)}
 
 
-def read_head(head: Path) -> tuple[int, str] | None:
-    """The newest valid (index, hash) slot of a head file, or None if neither slot is valid."""
-    data = head.read_bytes()
-    best = None
-    for k in range(0, min(len(data), 2 * SLOT), SLOT):
+def _slot_bytes(key: AuditKey, chain: str, i: int, h: str) -> bytes:
+    return json.dumps(_head_body(key, chain, i, h), sort_keys=True).encode().ljust(SLOT - 1) + b"\n"
+
+
+def _signed(d: Any, key: AuditKey, chain: str | None) -> tuple[int, str] | None:
+    """(index, hash) of a parsed head body whose signature is valid for this key and chain, else None."""
+    try:
+        i, h, mac = d["i"], d["hash"], d["mac"]
+    except (KeyError, TypeError):
+        return None
+    if type(i) is not int or not isinstance(h, str) or not isinstance(mac, str) or chain is None:
+        return None
+    return (i, h) if hmac.compare_digest(mac, key.head_mac(chain, i, h)) else None
+
+
+def read_slots(head: Path) -> list[Any]:
+    """The parsed bodies of the head file's two slots (None for an unreadable slot)."""
+    data = head.read_bytes()[:2 * SLOT]
+    out = []
+    for k in range(0, 2 * SLOT, SLOT):
         try:
-            d = json.loads(data[k:k + SLOT])
-            i, h = int(d["i"]), str(d["hash"])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            continue
-        if d.get("check") == hashlib.sha256(f"{i}:{h}".encode()).hexdigest()[:16] and (best is None or i > best[0]):
-            best = (i, h)
-    return best
+            out.append(json.loads(data[k:k + SLOT]) if data[k:k + SLOT].strip() else None)
+        except (ValueError, UnicodeDecodeError):
+            out.append(None)
+    return out
 
 
 def read_records(path: str | Path) -> Iterator[tuple[int, dict | None, bytes]]:
@@ -85,68 +241,140 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict | None, bytes]]:
         for idx, raw in enumerate(fh):
             try:
                 rec = json.loads(raw) if raw.endswith(b"\n") else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 rec = None
             yield idx, rec, raw
 
 
-def verify(path: str | Path) -> Verification:
-    """Check every record's hash and link, the index sequence, the tail, and the head anchor."""
+def verify(path: str | Path, key: AuditKey | str | Path | None = None,
+           anchor: str | Path | None = None) -> Verification:
+    """Check every record's hash, link and signature, the index sequence, the tail, the signed head and the anchor.
+
+    `key`: an AuditKey or a key file (default: `default_key_path()`; never created here).
+    `anchor`: a file written by `AuditLog(..., anchor=)`; the log must still hold the record it names.
+    """
     path = Path(path)
+    try:
+        k = _as_key(key, create=False)
+    except AuditError as exc:
+        return Verification(False, 0, None, str(exc))
+    anchored = None
+    if anchor is not None:
+        try:
+            anchored = json.loads(Path(anchor).read_bytes())
+        except FileNotFoundError:
+            return Verification(False, 0, None, f"no anchor file at {anchor}")
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return Verification(False, 0, None, f"anchor file {anchor} unreadable: {exc}")
+        if not isinstance(anchored, dict):
+            return Verification(False, 0, None, f"anchor file {anchor} unreadable: not a JSON object")
     if not path.exists():
-        return Verification(False, 0, 0, f"no audit log at {path}")
+        if anchored is not None:
+            return Verification(False, 0, 0, f"no audit log at {path}, but the anchor names record "
+                                f"{anchored.get('i')!r}: the log was deleted")
+        return Verification(False, 0, None, f"no audit log at {path}")
     prev, count, hashes = GENESIS, 0, []
-    for idx, rec, raw in read_records(path):
-        if not raw.endswith(b"\n"):
-            return Verification(False, count, idx, f"torn last record ({len(raw)} bytes without a newline): "
-                                "a crash mid-write or a truncated file", prev)
-        if not isinstance(rec, dict) or set(rec) != set(FIELDS):
-            return Verification(False, count, idx, "unparsable or malformed record", prev)
-        if rec["i"] != idx:
-            return Verification(False, count, idx, f"index {rec['i']!r} at position {idx}: "
-                                "a record was deleted, inserted or moved", prev)
-        if rec["prev"] != prev:
-            return Verification(False, count, idx, "prev hash does not match the previous record: "
-                                "a record was deleted, inserted or reordered", prev)
-        if record_hash(rec) != rec["hash"]:
-            return Verification(False, count, idx, "record hash mismatch: the record was edited", prev)
-        prev, count = rec["hash"], count + 1
-        hashes.append(prev)
+
+    def bad(at: int | None, why: str) -> Verification:
+        return Verification(False, count, at, why, prev, hashes[0] if hashes else None)
+
+    try:
+        for idx, rec, raw in read_records(path):
+            if not raw.endswith(b"\n"):
+                return bad(idx, f"torn last record ({len(raw)} bytes without a newline): "
+                           "a crash mid-write or a truncated file")
+            if isinstance(rec, dict) and set(rec) == set(FIELDS) - {"mac"}:
+                return bad(idx, "record is not signed: written by an alignlab older than signed logs, or forged "
+                           "(move the old log aside to start a new one)")
+            if not isinstance(rec, dict) or set(rec) != set(FIELDS):
+                return bad(idx, "unparsable or malformed record")
+            if rec["i"] != idx or type(rec["i"]) is not int:
+                return bad(idx, f"index {rec['i']!r} at position {idx}: a record was deleted, inserted or moved")
+            if rec["prev"] != prev:
+                return bad(idx, "prev hash does not match the previous record: "
+                           "a record was deleted, inserted or reordered")
+            if record_hash(rec) != rec["hash"]:
+                return bad(idx, "record hash mismatch: the record was edited")
+            if not isinstance(rec["mac"], str) or not hmac.compare_digest(rec["mac"], k.record_mac(rec["hash"])):
+                return bad(idx, f"record signature invalid for key {k.id}: the record was forged or rewritten "
+                           "(or the log was signed with another key)")
+            prev, count = rec["hash"], count + 1
+            hashes.append(prev)
+    except OSError as exc:
+        return bad(None, f"cannot read {path}: {exc.strerror or exc}")
+    chain = hashes[0] if hashes else None
     head = _head_path(path)
-    if head.exists():
-        slot = read_head(head)
-        if slot is None:
-            return Verification(False, count, count, "head file unreadable", prev)
-        hi, hh = slot
-        if hi < 0:
-            return Verification(False, count, 0, f"head file names an invalid index {hi}", prev)
-        if hi >= count:
-            return Verification(False, count, count, f"head says record {hi} exists but the log has {count}: "
-                                "records were cut from the end", prev)
-        # The head may lag the log (crash between the fsynced append and the head update),
-        # but the record it names must be in the chain unchanged.
-        if hashes[hi] != hh:
-            return Verification(False, count, hi, "record named by the head file has a different hash: "
-                                "the log was rewritten", prev)
-    elif count:
-        return Verification(False, count, count, "head file missing", prev)
-    return Verification(True, count, None, "", prev)
+    if not head.exists():
+        if count:
+            return bad(count, "head file missing: deleted (or the writer crashed before its first head write)")
+        return bad(0, "empty log and no head file: the log was emptied (or a writer crashed before its first "
+                   "record); nothing anchors it")
+    try:
+        slots = read_slots(head)
+    except OSError as exc:
+        return bad(count, f"head file unreadable: {exc.strerror or exc}")
+    if count == 0:
+        return bad(0, "the log is empty but a head file exists: its records were removed")
+    valid = [s for s in (_signed(d, k, chain) for d in slots) if s is not None]
+    if not valid:
+        if any(isinstance(d, dict) for d in slots):
+            ids = {d.get("key") for d in slots if isinstance(d, dict)}
+            other = f" (head signed with key {', '.join(map(str, ids))}, checking with {k.id})" \
+                if k.id not in ids else ""
+            return bad(0, "head signature does not match this log: the log or its head was rewritten" + other)
+        return bad(count, "head file unreadable")
+    hi, hh = max(valid)
+    if hi >= count:
+        return bad(count, f"head says record {hi} exists but the log has {count}: records were cut from the end")
+    if hashes[hi] != hh:
+        return bad(hi, "record named by the head file has a different hash: the log was rewritten")
+    lag = count - 1 - hi
+    if lag > 1:
+        return bad(hi + 1, f"{lag} records after the signed head (record {hi}): appended without the writer")
+    if lag == 0 and hi > 0:
+        # A healthy head holds two signed slots for records of this chain; a crash can tear only the slot being
+        # written, and then the log holds the record it was for (lag 1). Here the log ends at the head, so a
+        # missing or bad second slot means the end was cut and the head rolled back.
+        others = [s for s in valid if s[0] < hi and hashes[s[0]] == s[1]]
+        if not others:
+            return bad(count, f"the head's second slot is missing or damaged while the log ends at record {hi}: "
+                       "records were cut from the end and the head rolled back")
+    if anchored is not None:
+        a = _signed(anchored, k, chain)
+        if a is None:
+            return bad(0, f"anchor {anchor} is not signed for this log with key {k.id}: "
+                       "the log was replaced, or the anchor belongs to another log")
+        ai, ah = a
+        if ai >= count:
+            return bad(count, f"the anchor names record {ai} but the log has {count}: records were cut from the end")
+        if hashes[ai] != ah:
+            return bad(ai, "record named by the anchor has a different hash: the log was rewritten")
+    tail = tuple((i, hashes[i]) for i in range(max(0, count - 2), count))
+    return Verification(True, count, None, "", prev, chain, tail)
 
 
+# --------------------------------------------------------------------------- the writer
 class AuditLog:
-    """Single-writer append-only log. Each `append` is flock-ed, written, flushed and fsync-ed.
+    """Single-writer append-only log. Each `append` is flock-ed, signed, written, flushed and fsync-ed.
 
     Opening a log whose last line is torn raises AuditError unless `recover=True`, which
     moves the torn bytes to a side file and appends an explicit `recovered` record.
     `fsync=False` trades crash durability for speed (benchmarks, tests of the policy alone).
+    `key`: the signing key (an AuditKey or a key file; default `default_key_path()`, created on first use).
+    `anchor`: a second file that receives the signed head after each append (see `verify`).
     """
 
-    def __init__(self, path: str | Path, fsync: bool = True, recover: bool = False):
+    def __init__(self, path: str | Path, fsync: bool = True, recover: bool = False,
+                 key: AuditKey | str | Path | None = None, anchor: str | Path | None = None):
         self.path = Path(path)
+        self.key = _as_key(key, create=True)
+        self.key_path = self.key.path
+        self.anchor = Path(anchor) if anchor is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self._head_fd = -1
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._chain: str | None = None
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         self._lock()
         try:
             self._load_tail(recover)
@@ -160,10 +388,14 @@ class AuditLog:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _load_tail(self, recover: bool) -> None:
-        check = verify(self.path) if os.fstat(self._fd).st_size else Verification(True, 0)
+        anchor = self.anchor if self.anchor is not None and self.anchor.exists() else None
+        fresh = (not os.fstat(self._fd).st_size and not _head_path(self.path).exists() and anchor is None)
+        check = Verification(True, 0) if fresh else verify(self.path, self.key, anchor)
         if check.ok:
-            self._next, self._prev = check.records, check.head_hash
+            self._next, self._prev, self._chain = check.records, check.head_hash, check.chain
             self._size = os.fstat(self._fd).st_size
+            for i, h in check.tail:  # rewrite both head slots: a head lagging after a crash is current again
+                self._write_head(i, h)
             return
         torn = check.reason.startswith("torn")
         if not (recover and torn):
@@ -176,7 +408,10 @@ class AuditLog:
         side = self.path.with_name(f"{self.path.name}.torn-{int(time.time() * 1000)}")
         side.write_bytes(torn_bytes)
         os.ftruncate(self._fd, keep)
-        self._next, self._prev = check.records, check.head_hash
+        again = verify(self.path, self.key, anchor) if keep else Verification(True, 0)
+        if not again.ok and keep:
+            raise AuditError(f"audit log {self.path}: after cutting the torn record: {again.line()}")
+        self._next, self._prev, self._chain = again.records, again.head_hash, again.chain
         self._size = keep
         self._append_locked("recovered", {"torn_bytes": len(torn_bytes),
                                            "torn_sha256": hashlib.sha256(torn_bytes).hexdigest(),
@@ -192,23 +427,40 @@ class AuditLog:
             self._unlock()
 
     def _append_locked(self, kind: str, data: dict) -> dict:
-        rec = {"i": self._next, "ts": round(time.time(), 6), "kind": kind, "data": data, "prev": self._prev}
+        rec = {"i": self._next, "ts": round(time.time(), 6), "kind": kind, "data": _scrub(data), "prev": self._prev}
         rec["hash"] = record_hash(rec)
+        rec["mac"] = self.key.record_mac(rec["hash"])
         line = canonical(rec) + b"\n"
         os.write(self._fd, line)
         if self.fsync:
             os.fsync(self._fd)
-        self._write_head(rec)
+        if self._chain is None:
+            self._chain = rec["hash"]
+        self._write_head(rec["i"], rec["hash"])
         self._next, self._prev = self._next + 1, rec["hash"]
         self._size += len(line)
         return rec
 
-    def _write_head(self, rec: dict) -> None:
+    def _write_head(self, i: int, h: str) -> None:
         # One pwrite into the slot this record's parity picks; written after the record itself, so the head
-        # can lag the log (tolerated by verify) but never lead it.
+        # can lag the log by one record (tolerated by verify) but never lead it. Then the anchor, if any.
         if self._head_fd < 0:
-            self._head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.pwrite(self._head_fd, _slot_bytes(rec["i"], rec["hash"]), (rec["i"] % 2) * SLOT)
+            self._head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                    0o600)
+        os.pwrite(self._head_fd, _slot_bytes(self.key, self._chain, i, h), (i % 2) * SLOT)
+        if self.fsync:
+            os.fsync(self._head_fd)
+        if self.anchor is not None:
+            body = {**_head_body(self.key, self._chain, i, h), "chain": self._chain, "log": str(self.path.resolve())}
+            tmp = self.anchor.with_name(f".{self.anchor.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, json.dumps(body, sort_keys=True).encode() + b"\n")
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.anchor)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -236,7 +488,7 @@ class AuditLog:
 
 
 class MemoryAudit:
-    """An in-memory chain with the same interface (for benchmarks and throwaway guards)."""
+    """An in-memory chain with the same interface (for benchmarks and throwaway guards; not signed)."""
 
     def __init__(self) -> None:
         self.records: list[dict] = []

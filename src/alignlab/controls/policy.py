@@ -25,6 +25,7 @@ ARG_TYPES = ("str", "int", "float", "bool", "path", "list[str]", "list[path]", "
 ACTIONS = ("allow", "ask", "deny")
 NETWORK_MODES = ("isolate", "isolate-if-available", "allow")
 FS_MODES = ("confine", "confine-if-available", "none")
+ENGINES = ("bwrap", "legacy")  # bubblewrap (default); "legacy": the older hand-made launcher, explicitly chosen
 
 
 class PolicyError(UserError):
@@ -167,6 +168,9 @@ class SandboxSettings:
     env: dict[str, str] = field(default_factory=dict)
     env_passthrough: tuple[str, ...] = ()
     hide: tuple[str, ...] = ("/root", "/home")
+    engine: str = "bwrap"
+    max_processes: int = 256
+    cpus: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -384,7 +388,7 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
     if "sandbox" in data:
         s = v.keys("[sandbox]", data["sandbox"], ("network", "filesystem", "timeout_s", "memory_mb",
                                                   "max_output_bytes", "max_file_bytes", "env", "env_passthrough",
-                                                  "hide"))
+                                                  "hide", "engine", "max_processes", "cpus"))
         env = v.typed("[sandbox].env", s.get("env", {}), dict, "a table of NAME -> string")
         for k, val in env.items():
             v.typed(f"[sandbox].env.{k}", val, str, "a string")
@@ -400,7 +404,9 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
             max_output_bytes=v.positive("[sandbox].max_output_bytes", s.get("max_output_bytes", sb.max_output_bytes)),
             max_file_bytes=v.positive("[sandbox].max_file_bytes", s.get("max_file_bytes", sb.max_file_bytes)),
             env=dict(env), env_passthrough=v.strings("[sandbox].env_passthrough", s.get("env_passthrough", [])),
-            hide=hide)
+            hide=hide, engine=v.choice("[sandbox].engine", s.get("engine", sb.engine), ENGINES),
+            max_processes=v.positive("[sandbox].max_processes", s.get("max_processes", sb.max_processes)),
+            cpus=float(v.positive("[sandbox].cpus", s.get("cpus", sb.cpus), integer=False)))
 
     return Policy(name=name, declared_version=str(version), digest=text_digest, default=default,
                   ask_destructive=ask_destructive, tools=tools, deny=rules["deny"], ask=rules["ask"],

@@ -24,7 +24,7 @@ from alignlab.core.registry import register
 from alignlab.evals import factual as F
 from alignlab.evals.core import Eval, EvalConfig, Scenario, column, sample
 from alignlab.evals.datasets import QASchema
-from alignlab.evals.protocols import Dialogue, ask, play
+from alignlab.evals.protocols import ANSWER_SUFFIX, SUFFIX_NOTE, Dialogue, ask, play, protocol_card, quoted
 from alignlab.evals.scorers import abstains, hedges, parse_confidence
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired, bootstrap_stat, brier, ece
 
@@ -39,6 +39,9 @@ class CalibrationConfig(EvalConfig):
     """Ask a follow-up 'How confident are you...? (0-100)' after each answer."""
     bins: int = 10
     """Equal-width bins for the expected calibration error."""
+    answer_suffix: str = ANSWER_SUFFIX
+    """Appended (after a space) to the question in the first user turn and in the multiple-choice scoring prompt;
+    '' sends the question alone."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,7 +51,14 @@ class CalibrationConfig(EvalConfig):
             raise ConfigError(f"bins must be >= 1 (got {self.bins})")
 
 
+PROTOCOL = f"""  1. {quoted("{question} <suffix>")}
+  2. {quoted(CONFIDENCE_Q)} (with stated_confidence)
+  Multiple-choice confidence (backends with log-probabilities): log P(answer | user turn 1) for the gold answer and
+  three distractors, renormalized. {SUFFIX_NOTE}"""
+
+
 @register("eval", "calibration-v0")
+@protocol_card(PROTOCOL)
 class Calibration(Eval):
     title = "Calibration and hallucination"
     summary = ("Factual questions scored for accuracy and confidence (log-probability of the chosen answer among "
@@ -85,7 +95,8 @@ class Calibration(Eval):
 
     def evaluate(self, model: Any, items: list[Scenario], seed: int) -> list[dict[str, Any]]:
         real = [s for s in items if not s.meta.get("fictional")]
-        turns = lambda s: [ask(s.question)] + ([CONFIDENCE_Q] if self.config.stated_confidence else [])  # noqa: E731
+        suffix = self.config.answer_suffix
+        turns = lambda s: [ask(s.question, suffix)] + ([CONFIDENCE_Q] if self.config.stated_confidence else [])  # noqa: E731
         dialogues = [Dialogue(turns(s)) for s in items]
         play(model, dialogues, self.config.max_new_tokens, self.config.temperature, seed)
         mc: dict[str, tuple[float, float, list[float]]] = {}
@@ -93,7 +104,7 @@ class Calibration(Eval):
             convs, conts = [], []
             for s in real:
                 for cand in (s.gold, *s.distractors[:3]):
-                    convs.append([{"role": "user", "content": ask(s.question)}])
+                    convs.append([{"role": "user", "content": ask(s.question, suffix)}])
                     conts.append(str(cand))
             lps = np.asarray(model.logprobs(convs, conts), dtype=float).reshape(len(real), 4)
             probs = np.exp(lps - lps.max(axis=1, keepdims=True))
@@ -133,7 +144,8 @@ class Calibration(Eval):
             m["ece_mc"] = bootstrap_stat(lambda c, k: ece(c, k, bins), [conf, corr], seed, "ece-mc")
             m["brier_mc"] = bootstrap_stat(brier, [conf, corr], seed, "brier-mc")
         stated = [r for r in real if r.get("stated_confidence") is not None]
-        m["stated_parse_rate"] = bootstrap_mean([float(r.get("stated_confidence") is not None) for r in real], seed, "parse")
+        m["stated_parse_rate"] = bootstrap_mean([float(r.get("stated_confidence") is not None) for r in real], seed,
+                                                "parse")
         if stated:
             conf, corr = column(stated, "stated_confidence"), column(stated, "generated_correct")
             m["mean_stated_confidence"] = bootstrap_mean(conf, seed, "conf-stated")

@@ -173,7 +173,7 @@ class Schema:
                                   f"{', '.join(self.field_names())}", row)
         for f in self.fields:
             value = row.fields.get(f.name)
-            if value is None or (isinstance(value, (str, list)) and not value and not f.required):
+            if value is None or (isinstance(value, list) and not value and not f.required):
                 if f.required:
                     raise where.error(row.line, f.name, "missing (required)", row)
                 continue
@@ -279,9 +279,10 @@ class QASchema(Schema):
         meta["kind"] = kind
         question = values["question"]
         if fictional:
-            for key in ("answer", "options"):
+            for key in ("answer", "options", "distractors", "aliases"):
                 if key in values:
-                    raise err(key, "a fictional item has no answer (leave the field out)")
+                    raise err(key, "a fictional item has no answer, options, distractors or aliases (leave the "
+                              "field out)")
             meta.update(fictional=True, kind="text")
             return self._scenario(values, row, question, None, (), (), meta, file_name)
         if answer is None:
@@ -562,6 +563,9 @@ def read_csv(text: str, schema: Schema, where: _Where, delimiter: str = ",") -> 
     dup = next((c for i, (f, c) in enumerate(single) if f in [g for g, _ in single[:i]]), None)
     if dup is not None:
         raise where.error(1, problem=f"column '{dup}' gives a field another column already gives")
+    header_names: dict[str, str] = {}
+    for field, col, _ in columns:
+        header_names.setdefault(field, col)
     rows = []
     line = 1
     while True:
@@ -578,13 +582,12 @@ def read_csv(text: str, schema: Schema, where: _Where, delimiter: str = ",") -> 
         if len(cells) > len(columns):
             raise where.error(line, problem=f"{len(cells)} cells, but the header names {len(columns)} columns")
         fields: dict[str, Any] = {}
-        names: dict[str, str] = {}
+        names = dict(header_names)
         lists: dict[str, list[tuple[int, str]]] = {}
         for (field, col, order), cell in zip(columns, cells):
             cell = cell.strip()
             if not cell:
                 continue
-            names.setdefault(field, col)
             spec = schema.spec(field)
             if spec.type == "list":
                 parts = [p.strip() for p in cell.split("|")] if order == 0 else [cell]
@@ -600,6 +603,9 @@ def read_csv(text: str, schema: Schema, where: _Where, delimiter: str = ",") -> 
             fields[field] = [p for _, p in sorted(parts, key=lambda t: t[0])]
         rows.append(Row(line, fields, names))
     return rows
+
+
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 
 
 def _sha_id(*parts: str) -> str:
@@ -727,6 +733,9 @@ def _question_item(obj: dict[str, Any], base: dict[str, Any], dataset: str, n: i
             fields["aliases"] = list(dict.fromkeys(aliases))
         wrong = _str_field(base, "incorrect_answer", n, where, row, required=False)
         fields["distractors"] = [wrong] if wrong else []
+        if all(_NUMBER.match(a.strip()) for a in (answer, *fields["distractors"])):  # read replies as numbers
+            fields["kind"] = "number"
+            fields["aliases"] = [a for a in fields.get("aliases", []) if _NUMBER.match(a.strip())]
         row.names.update(question="base.question", answer="base.correct_answer", aliases="base.answer",
                          distractors="base.incorrect_answer")
     fields["id"] = f"{dataset}-{_sha_id(dataset, fields['question'])}"

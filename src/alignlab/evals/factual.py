@@ -93,6 +93,7 @@ def handcheck() -> tuple[dict[str, Any], ...]:
     return tuple(rows)
 
 
+@lru_cache(maxsize=None)
 def handcheck_rules() -> dict[str, list[Any]]:
     """The hand labels and the rule-based reader's verdicts on the check set: 'hand' / 'rules' (status codes, the
     index in STATUSES, as floats), and, for the replies to a suggestion, 'hand_suggested' / 'rules_suggested'

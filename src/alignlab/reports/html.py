@@ -43,6 +43,8 @@ def _e(value: Any) -> str:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, MeanCI):
         return value.fmt()
     if isinstance(value, float):

@@ -1,0 +1,49 @@
+"""Exec shim for the bubblewrap engine (standard library only: run as `python -I -S _bwrap_exec.py CONFIG -- ARGV`).
+
+It moves itself into the run's cgroups (so bubblewrap and everything the command forks are
+counted there), sets the per-process resource limits (setrlimit, what `prlimit` does),
+then execs ARGV: `bwrap ... -- COMMAND`, or COMMAND itself on the explicit unconfined path. On
+failure it writes one JSON object with "error" to the status descriptor and exits 125, so
+nothing runs outside the limits it was promised.
+"""
+
+import json
+import os
+import resource
+import sys
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    argv = sys.argv[sys.argv.index("--") + 1:]
+    status_fd = cfg["status_fd"]
+
+    def fail(msg):
+        os.write(status_fd, json.dumps({"error": msg}).encode())
+        os.write(2, f"alignlab-sandbox: {msg}\n".encode())
+        os._exit(125)
+
+    for path in cfg.get("cgroup_procs", []):
+        try:
+            with open(path, "w") as fh:
+                fh.write(str(os.getpid()))
+        except OSError as exc:
+            fail(f"cannot join cgroup {os.path.dirname(path)}: {exc.strerror}")
+    for name, value in cfg.get("rlimits", {}).items():
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError) as exc:
+            fail(f"cannot set {name}: {exc}")
+    if not cfg.get("bwrap"):  # unconfined: the status descriptor is not the command's business
+        os.close(status_fd)
+    try:
+        os.execvpe(argv[0], argv, os.environ)
+    except OSError as exc:
+        if cfg.get("bwrap"):
+            fail(f"cannot run bubblewrap {argv[0]!r}: {exc.strerror}")
+        os.write(2, f"alignlab-sandbox: cannot run {argv[0]!r}: {exc.strerror}\n".encode())
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    main()
