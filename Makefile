@@ -7,7 +7,7 @@ STAMP := $(VENV)/.alignlab-installed
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-all lint venv browser bench clean
+.PHONY: demo test test-all lint venv browser sandbox bench clean
 
 venv: $(STAMP)
 
@@ -27,27 +27,35 @@ browser:
 	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
 	    echo "warning: could not install chromium; the browser test will be skipped"; }
 
+# bubblewrap, the engine of the guard's command sandbox (Debian's package), where missing. Without it
+# sandboxed runs stop with an error naming the package; they never fall back to a weaker sandbox.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || \
+	    echo "warning: could not install bubblewrap; sandboxed commands will refuse to run"; }
+
 demo: venv
 	$(BIN)/alignlab demo
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 
-test: venv browser lint
+test: venv browser sandbox lint
 	$(BIN)/python -m pytest -q
 
 # The slow tests too (full presets); see docs/benchmarks.md for the benchmark scripts.
-test-all: venv browser
+test-all: venv browser sandbox
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 ANCHORS := .venv-anchors/.installed
 
 $(ANCHORS): requirements-anchors.txt
 	test -x .venv-anchors/bin/python || $(PYTHON) -m venv .venv-anchors
-	.venv-anchors/bin/pip install -q -r requirements-anchors.txt
+	# llama-cpp-python builds llama.cpp from source here (cmake, a C++ compiler; minutes): a build job per core
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) .venv-anchors/bin/pip install -q -r requirements-anchors.txt
 	touch $(ANCHORS)
 
-# Benchmarks, with the outside anchors (gymnax on JAX, MiniGrid) in their own venv.
+# Benchmarks, with the outside anchors (gymnax on JAX, MiniGrid, llama.cpp) in their own venv.
 bench: venv $(ANCHORS)
 	$(BIN)/python benchmarks/run_all.py
 

@@ -44,7 +44,7 @@ def edit(ls, i):
     return ls
 
 
-def edit_rehash(ls, i):  # an attacker who recomputes this record's hash still breaks the next link
+def edit_rehash(ls, i):  # an attacker who recomputes this record's hash lacks the key to re-sign it
     rec = json.loads(ls[i])
     rec["data"]["action"] = "edited-and-rehashed"
     rec["hash"] = record_hash(rec)
@@ -56,7 +56,7 @@ def edit_rehash(ls, i):  # an attacker who recomputes this record's hash still b
     ("edit-first", lambda ls: edit(ls, 0), 0),
     ("edit-middle", lambda ls: edit(ls, 4), 4),
     ("edit-last", lambda ls: edit(ls, 7), 7),
-    ("edit-and-rehash", lambda ls: edit_rehash(ls, 3), 4),
+    ("edit-and-rehash", lambda ls: edit_rehash(ls, 3), 3),
     ("delete-first", lambda ls: ls[1:], 0),
     ("delete-middle", lambda ls: ls[:3] + ls[4:], 3),
     ("delete-last", lambda ls: ls[:-1], 7),

@@ -14,7 +14,8 @@ from tests.conftest import REPO, cli_env
 
 
 def al(*args: str, cwd: Path, state: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "alignlab.cli.main", *args], capture_output=True, text=True,
+    # -P: python -m would put the workspace (the current folder) first on the import path, which the guard refuses
+    return subprocess.run([sys.executable, "-P", "-m", "alignlab.cli.main", *args], capture_output=True, text=True,
                           cwd=str(cwd), env=cli_env(ALIGNLAB_GUARD_STATE=str(state), PYTHONPATH=str(REPO)), timeout=60)
 
 

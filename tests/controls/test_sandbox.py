@@ -116,13 +116,15 @@ def test_no_network_when_isolation_is_available(tmp_path):
         assert res.stdout.strip() != "0"
 
 
-def test_without_namespaces_strict_policies_fail_closed_and_lenient_ones_report_it(tmp_path):
-    strict = Runner(tmp_path, SandboxSettings(network="isolate", filesystem="none"))
+@pytest.mark.parametrize("engine", ["bwrap", "legacy"])
+def test_without_namespaces_strict_policies_fail_closed_and_lenient_ones_report_it(tmp_path, engine):
+    strict = Runner(tmp_path, SandboxSettings(network="isolate", filesystem="none", engine=engine))
     strict.simulate_no_namespaces = True  # as on a machine that refuses unshare(2)
     with pytest.raises(SandboxViolation, match="requires isolation"):
         strict.run([sys.executable, "-c", "open('ran', 'w')"])
     assert not (tmp_path / "ran").exists()
-    lenient = Runner(tmp_path, SandboxSettings(network="isolate-if-available", filesystem="confine-if-available"))
+    lenient = Runner(tmp_path, SandboxSettings(network="isolate-if-available", filesystem="confine-if-available",
+                                               engine=engine))
     lenient.simulate_no_namespaces = True
     res = lenient.run([sys.executable, "-c", "print('ran')"])
     assert res.ok and res.isolation["network"] is False and res.isolation["filesystem"] is False
@@ -151,7 +153,8 @@ def test_file_size_limit_in_subprocess(tmp_path):
 
 
 @needs_ns
-def test_filesystem_confined_outside_read_only_and_protected_files_read_only(tmp_path):
+@pytest.mark.parametrize("engine", ["bwrap", "legacy"])
+def test_filesystem_confined_outside_read_only_and_protected_files_read_only(tmp_path, engine):
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "t.py").write_text("keep")
@@ -161,14 +164,14 @@ def test_filesystem_confined_outside_read_only_and_protected_files_read_only(tmp
             "open('ok.txt', 'w').write('fine')\n"
             "open('/tmp/scratch', 'w').write('private tmp')\n"
             "print(os.listdir('/tmp'))\n" % str(tmp_path / "outside.txt"))
-    res = Runner(ws, SandboxSettings(network="isolate-if-available", filesystem="confine"),
+    res = Runner(ws, SandboxSettings(network="isolate-if-available", filesystem="confine", engine=engine),
                  readonly=(str(ws / "t.py"),)).run([sys.executable, "-c", code])
     assert res.ok, res.stderr
     assert "WROTE t.py" not in res.stdout and "WROTE /usr" not in res.stdout and "WROTE /etc" not in res.stdout
     assert (ws / "t.py").read_text() == "keep" and (ws / "ok.txt").exists()
     # /tmp (and the folders above a workspace under it) are a private tmpfs: writes there vanish
     assert not (tmp_path / "outside.txt").exists() and not Path("/tmp/scratch").exists()
-    assert res.isolation["filesystem"] and res.isolation["pid_namespace"]
+    assert res.isolation["filesystem"] and res.isolation["pid_namespace"] and res.isolation["engine"] == engine
 
 
 @needs_ns

@@ -1,6 +1,8 @@
-"""The OpenAI-compatible endpoint backend against `alignlab serve` on loopback, and against fake
-servers that are slow, fail with 500s, or return malformed JSON: the run completes or stops with
-one clear error, and no finished reply is lost (a rerun resumes from the response cache)."""
+"""The OpenAI-compatible endpoint backend (requests sent by the official `openai` client) against
+`alignlab serve` on loopback, and against fake servers that are slow, fail with 500s, or return
+malformed JSON: the run completes or stops with one clear error, and no finished reply is lost (a
+rerun resumes from the response cache). The server's own behaviour is tested in test_serve.py and
+test_serve_http.py; here `alignlab serve` runs as the CLI does, in a subprocess stopped by SIGTERM."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class FakeServer:
     def __init__(self, behaviour=None):
         self.behaviour = behaviour or (lambda i, body: (200, ok(body), 0.0))
         self.count = 0
+        self.headers: list[dict[str, str]] = []
         self.inflight = self.max_inflight = 0
         self.lock = threading.Lock()
         fake = self
@@ -47,6 +50,7 @@ class FakeServer:
                 with fake.lock:
                     index = fake.count
                     fake.count += 1
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                     fake.inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake.inflight)
                 try:
@@ -114,6 +118,16 @@ def test_healthy_server_and_the_cache(fake, tmp_path):
     again = client(server.url, tmp_path)
     assert again.chat(CONVS) == model.chat(CONVS) and server.count == 6  # all from the cache
     assert again.stats["cache_hits"] == 6
+
+
+def test_the_key_sent_is_alignlab_endpoint_key_never_openai_api_key(fake, tmp_path, monkeypatch):
+    server = fake()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-this-endpoint")
+    monkeypatch.delenv("ALIGNLAB_ENDPOINT_KEY", raising=False)
+    client(server.url, tmp_path).chat(CONVS[:1])
+    monkeypatch.setenv("ALIGNLAB_ENDPOINT_KEY", "local-key")
+    client(server.url, tmp_path / "other").chat(CONVS[:1])
+    assert [h.get("authorization") for h in server.headers] == ["Bearer none", "Bearer local-key"]
 
 
 def test_slow_server_is_retried_then_completes(fake, tmp_path):
@@ -219,40 +233,21 @@ def test_alignlab_serve_answers_like_the_local_model(served, tmp_path):
     assert proc.poll() is None
 
 
-def test_alignlab_serve_rejects_bad_requests(served):
-    url = served[0]
-
-    def post(body: bytes, path="/chat/completions"):
-        req = urllib.request.Request(url + path, data=body, headers={"Content-Type": "application/json"})
-        try:
-            return urllib.request.urlopen(req, timeout=10).status, {}
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    assert post(b"{oops")[0] == 400
-    assert post(json.dumps({"messages": []}).encode())[1]["error"]["message"] == "'messages' must be a non-empty list"
-    assert "streaming" in post(json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode())[1]["error"]["message"]
-    assert post(b"{}", path="/completions")[0] == 404
-    ok_body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_tokens": 3,
-               "temperature": 0}
-    req = urllib.request.Request(url + "/chat/completions", data=json.dumps(ok_body).encode())
-    reply = json.loads(urllib.request.urlopen(req, timeout=30).read())
-    assert reply["choices"][0]["finish_reason"] == "length" and reply["usage"]["completion_tokens"] == 3
-
-
-def test_server_batches_concurrent_requests(tmp_path):
-    pytest.importorskip("transformers")
-    from alignlab.evals.server import make_server, stop
-    from alignlab.lm.chat import LocalChatModel
-    from alignlab.lm.testing import cached_tiny_llama
-
-    server = make_server(LocalChatModel.load(str(cached_tiny_llama())), port=0, wait_s=0.2)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+def test_alignlab_serve_cli_serves_completions_and_streams(served):
+    """The CLI's server: both endpoints, streaming, the model name checked, a malformed body answered 400."""
+    openai = pytest.importorskip("openai")
+    url, path, proc = served
+    client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=30)
     try:
-        model = OpenAIChatModel(url, "m", cache=False, timeout=30, concurrency=8)
-        replies = model.chat(CONVS + CONVS[:2], max_new_tokens=4)
-        assert len(replies) == 8 and all(replies)
-        assert server.worker.batches < 8
+        reply = client.completions.create(model=path.name, prompt="Hello", max_tokens=3, temperature=0)
+        assert reply.choices[0].finish_reason == "length" and reply.usage.completion_tokens == 3
+        chunks = list(client.chat.completions.create(model=path.name, messages=CONVS[0], max_tokens=3, stream=True))
+        assert chunks[-1].choices[0].finish_reason == "length"
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="other", messages=CONVS[0], max_tokens=3)
     finally:
-        stop(server)
+        client.close()
+    req = urllib.request.Request(url + "/chat/completions", data=b"{oops", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 400 and "not valid JSON" in json.loads(err.value.read())["error"]["message"]

@@ -25,7 +25,8 @@ def test_normalization_folds_case_accents_punctuation_and_number_words():
     ("canberra", "correct"),
 ])
 def test_text_answers_against_a_pool(reply, status):
-    got, _ = S.answer_status(reply, "Canberra", (), ["Sydney", "Melbourne", "Paris"], "What is the capital of Australia?")
+    got, _ = S.answer_status(reply, "Canberra", (), ["Sydney", "Melbourne", "Paris"],
+                             "What is the capital of Australia?")
     assert got == status
 
 
@@ -49,7 +50,8 @@ def test_numeric_answers_ignore_the_operands(reply, status):
 
 def test_years_ignore_days_of_the_month():
     reply = "The Second World War ended on September 2, 1945."
-    assert S.answer_status(reply, "1945", (), (), "In what year did the Second World War end?", kind="year")[0] == "correct"
+    question = "In what year did the Second World War end?"
+    assert S.answer_status(reply, "1945", (), (), question, kind="year")[0] == "correct"
     assert S.answer_status("In 1944.", "1945", (), (), "", kind="year")[0] == "other"
 
 

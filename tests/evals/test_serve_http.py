@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-READ_TIMEOUT = 1.0
+READ_TIMEOUT = 2.0
 MAX_BODY = 64 * 1024
 
 
@@ -201,3 +201,43 @@ def test_many_simultaneous_connections_wait_in_the_backlog(listening):
     finally:
         for sock in socks:
             sock.close()
+
+
+class Slow:
+    """The model with at least 2 ms per forward pass, so that 2000 tokens take seconds on any machine."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, *args, **kwargs):
+        time.sleep(0.002)
+        return self.model(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_goes_away_stops_its_generation(srv, stream):
+    engine, lm = srv.app.state.engine, srv.app.state.lm
+    process, seen, finished = engine.process, [], []
+
+    def recording(jobs):
+        seen.extend(r for job in jobs for r in job.rows)
+        process(jobs)
+        finished.append(True)
+
+    engine.process, lm.model = recording, Slow(lm.model)
+    try:
+        body = json.dumps({"model": srv.app.state.model_name, "prompt": "Once", "max_tokens": 2000, "temperature": 0,
+                           "stream": stream}).encode()
+        with connect(srv) as sock:
+            sock.sendall(request("POST", "/v1/completions", body))
+            time.sleep(0.3)
+        until = time.monotonic() + 30
+        while not finished and time.monotonic() < until:
+            time.sleep(0.02)
+        assert finished and seen and seen[0].finish_reason is None and seen[0].generated < 2000
+    finally:
+        del engine.process
+        lm.model = lm.model.model

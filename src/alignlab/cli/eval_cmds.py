@@ -122,6 +122,7 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
               help="Model id to report (default: the base's last part, then each technique with '+' for '#').")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Sequences decoded together.")
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for the model.")
 @click.option("--max-queue", type=int, default=64, show_default=True,
               help="Requests waiting for the model; more are answered 429.")
 @click.option("--request-timeout", type=float, default=600.0, show_default=True,
@@ -130,7 +131,7 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
               help="Largest request body in bytes (413 above).")
 @click.option("--default-max-tokens", type=int, default=256, show_default=True,
               help="Tokens generated when a request gives no max_tokens (never past the context).")
-def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype: str, batch_size: int,
+def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype: str, batch_size: int, threads: int,
           max_queue: int, request_timeout: float, max_body: int, default_max_tokens: int) -> None:
     """Serve a local model over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)."""
     from alignlab.evals.backends import make_model, model_spec_techniques, parse_spec
@@ -141,14 +142,14 @@ def serve(model_spec: str, host: str, port: int, served_name: str | None, dtype:
         raise UserError("serve needs a local model (embedded, a folder or a cached id), not an endpoint")
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be between 0 and 65535 (got {port})")
-    for option, value in (("--batch-size", batch_size), ("--max-queue", max_queue), ("--max-body", max_body),
-                          ("--default-max-tokens", default_max_tokens)):
+    for option, value in (("--batch-size", batch_size), ("--threads", threads), ("--max-queue", max_queue),
+                          ("--max-body", max_body), ("--default-max-tokens", default_max_tokens)):
         if value < 1:
             raise UserError(f"{option} must be at least 1 (got {value})")
     if request_timeout <= 0:
         raise UserError(f"--request-timeout must be positive (got {request_timeout:g})")
     name = served_name or default_name(model_spec)
-    model = make_model(model_spec, dtype=dtype, batch_size=batch_size)
+    model = make_model(model_spec, dtype=dtype, threads=threads, batch_size=batch_size)
 
     def ready(bound_host: str, bound_port: int) -> None:
         if host not in LOOPBACK:

@@ -1,4 +1,10 @@
-"""Sandbox launcher (standard library only, run as `python -I -S _launch.py CONFIG -- ARGV...`).
+"""LEGACY sandbox launcher, used only when a policy says `[sandbox] engine = "legacy"` (the default engine is
+bubblewrap: process.py, bwrap.py). Known gaps of this engine, found by an attacker's review as root: the host's
+/dev, /proc/sys and /sys stay writable inside; every folder not hidden stays readable (/etc/shadow included);
+filesystem unix sockets reach host services; System V IPC and the kernel keyrings are shared with the host; a
+hard link already in the workspace writes to the file outside; limits are per process only.
+
+Standard library only, run as `python -I -S _launch.py CONFIG -- ARGV...`.
 
 Sets up Linux namespaces with unshare(2) (network; mount; PID), the filesystem view
 (private mounts; tmpfs over /tmp and hidden folders; the workspace re-bound read-write;
@@ -6,8 +12,8 @@ protected files bound read-only; everything else remounted read-only), resource 
 (setrlimit), drops every capability (bounding set, securebits, capset, no_new_privs: a root
 caller's command can then neither undo the mounts nor raise its limits), then execs the
 command as PID 1 of the new PID namespace. The design follows
-bubblewrap (github.com/containers/bubblewrap); it is written here because bubblewrap is not
-installed or pip-installable, and Python 3.11 has no os.unshare. What was achieved is
+bubblewrap (github.com/containers/bubblewrap); it was written when bubblewrap was not
+installed, and Python 3.11 has no os.unshare. What was achieved is
 written as JSON to the status descriptor before exec, so the caller reports it honestly.
 """
 

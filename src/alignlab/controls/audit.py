@@ -26,6 +26,7 @@ someone who kept an old head file can roll the log back to it unless an anchor i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import hmac
@@ -87,7 +88,7 @@ def record_hash(rec: dict) -> str:
 
 # --------------------------------------------------------------------------- the key
 def default_key_path() -> Path:
-    """$ALIGNLAB_AUDIT_KEY, else ~/.alignlab/guard/audit.key (beside the default state folders, never in a workspace)."""
+    """$ALIGNLAB_AUDIT_KEY, else ~/.alignlab/guard/audit.key (beside the default state folders)."""
     env = os.environ.get(KEY_ENV)
     return Path(os.path.abspath(os.path.expanduser(env))) if env else Path.home() / ".alignlab" / "guard" / "audit.key"
 
@@ -126,7 +127,7 @@ class AuditKey:
             return cls.load(p, create=False)
         except OSError as exc:
             raise AuditError(f"audit key {p}: cannot open ({exc.strerror}"
-                             + ("; symbolic links are refused" if exc.errno == 40 else "") + ")") from None
+                             + ("; symbolic links are refused" if exc.errno == errno.ELOOP else "") + ")") from None
         try:
             st = os.fstat(fd)
             problem = None
@@ -247,7 +248,7 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict | None, bytes]]:
 
 
 def verify(path: str | Path, key: AuditKey | str | Path | None = None,
-           anchor: str | Path | None = None) -> Verification:
+           anchor: str | Path | None = None, *, _recovering: bool = False) -> Verification:
     """Check every record's hash, link and signature, the index sequence, the tail, the signed head and the anchor.
 
     `key`: an AuditKey or a key file (default: `default_key_path()`; never created here).
@@ -323,7 +324,9 @@ def verify(path: str | Path, key: AuditKey | str | Path | None = None,
                 if k.id not in ids else ""
             return bad(0, "head signature does not match this log: the log or its head was rewritten" + other)
         return bad(count, "head file unreadable")
-    hi, hh = max(valid)
+    # Recovery (the operator asked to record the damage and go on) may cut one torn record the head already names.
+    cut = _recovering and any(s[0] == count for s in valid) and any(s[0] < count for s in valid)
+    hi, hh = max(s for s in valid if s[0] < count) if cut else max(valid)
     if hi >= count:
         return bad(count, f"head says record {hi} exists but the log has {count}: records were cut from the end")
     if hashes[hi] != hh:
@@ -331,7 +334,7 @@ def verify(path: str | Path, key: AuditKey | str | Path | None = None,
     lag = count - 1 - hi
     if lag > 1:
         return bad(hi + 1, f"{lag} records after the signed head (record {hi}): appended without the writer")
-    if lag == 0 and hi > 0:
+    if lag == 0 and hi > 0 and not cut:
         # A healthy head holds two signed slots for records of this chain; a crash can tear only the slot being
         # written, and then the log holds the record it was for (lag 1). Here the log ends at the head, so a
         # missing or bad second slot means the end was cut and the head rolled back.
@@ -345,6 +348,8 @@ def verify(path: str | Path, key: AuditKey | str | Path | None = None,
             return bad(0, f"anchor {anchor} is not signed for this log with key {k.id}: "
                        "the log was replaced, or the anchor belongs to another log")
         ai, ah = a
+        if cut and ai == count and count:
+            ai, ah = count - 1, hashes[-1]  # the anchor named the torn record being recovered
         if ai >= count:
             return bad(count, f"the anchor names record {ai} but the log has {count}: records were cut from the end")
         if hashes[ai] != ah:
@@ -408,7 +413,7 @@ class AuditLog:
         side = self.path.with_name(f"{self.path.name}.torn-{int(time.time() * 1000)}")
         side.write_bytes(torn_bytes)
         os.ftruncate(self._fd, keep)
-        again = verify(self.path, self.key, anchor) if keep else Verification(True, 0)
+        again = verify(self.path, self.key, anchor, _recovering=True) if keep else Verification(True, 0)
         if not again.ok and keep:
             raise AuditError(f"audit log {self.path}: after cutting the torn record: {again.line()}")
         self._next, self._prev, self._chain = again.records, again.head_hash, again.chain
@@ -427,7 +432,7 @@ class AuditLog:
             self._unlock()
 
     def _append_locked(self, kind: str, data: dict) -> dict:
-        rec = {"i": self._next, "ts": round(time.time(), 6), "kind": kind, "data": _scrub(data), "prev": self._prev}
+        rec = {"i": self._next, "ts": round(time.time(), 6), "kind": kind, "data": data, "prev": self._prev}
         rec["hash"] = record_hash(rec)
         rec["mac"] = self.key.record_mac(rec["hash"])
         line = canonical(rec) + b"\n"

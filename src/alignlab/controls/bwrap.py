@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -60,6 +61,27 @@ INSTALL_HINT = ("the sandbox engine 'bwrap' needs bubblewrap, which is not insta
 def find_bwrap() -> str | None:
     return shutil.which("bwrap", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin", "/bin",
                                                         "/usr/local/bin"]))
+
+
+MIN_VERSION = (0, 8, 0)  # --disable-userns (0.8.0), --size for --tmpfs (0.7.0)
+
+
+@functools.lru_cache(maxsize=None)
+def version_problem(bwrap: str) -> str | None:
+    """None when `bwrap` is new enough, else why not (one line)."""
+    try:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {bwrap} --version: {exc}"
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    if m is None:
+        return f"cannot read the version of {bwrap} ({out.strip()[:80]!r})"
+    have = tuple(int(x) for x in m.groups())
+    if have < MIN_VERSION:
+        return (f"bubblewrap {'.'.join(map(str, have))} at {bwrap} is too old: the sandbox needs "
+                f"{'.'.join(map(str, MIN_VERSION))} or newer (--disable-userns, --size); upgrade the `bubblewrap` "
+                "package")
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -254,6 +276,7 @@ def build(*, workspace: str, network: bool, confine: bool, expose: list[str], re
         "seccomp": seccomp is not None, "dev": "minimal, read-only" if confine else "host",
         "proc": "private; /proc/sys read-only", "sys": "absent" if confine else "host",
         "masked": {"hard_links_to_outside": [os.path.relpath(p, workspace) for p in masked_links][:50],
-                   "unix_sockets": [os.path.relpath(p, workspace) for p in masked_sockets][:50]},
+                   "unix_sockets": [os.path.relpath(p, workspace) for p in masked_sockets][:50],
+                   "count": len(masked_links) + len(masked_sockets)},
     }
     return plan

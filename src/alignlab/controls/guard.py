@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 import time
 from collections import Counter, deque
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from alignlab.controls.approval import (ApprovalRequest, Approver, DenyAll, Receipt, ReceiptSigner, safe_decide)
-from alignlab.controls.audit import AuditLog, MemoryAudit, canonical
+from alignlab.controls.audit import AuditLog, MemoryAudit, canonical, default_key_path
 from alignlab.controls.checkpoints import CheckpointStore
 from alignlab.controls.policy import ArgSpec, Policy, Rule
 from alignlab.controls.process import Runner
@@ -125,8 +126,18 @@ class Guard:
             raise SandboxViolation("the state folder cannot be the workspace itself")
         if root_p in state_p.parents:
             forbidden = (str(state_p.relative_to(root_p)).split("/")[0],)
+        # The audit key signs the log: never in the workspace, and hidden from commands with the state folder.
+        audit = kwargs.get("audit")
+        key_path = getattr(audit, "key_path", None) if audit is not None else default_key_path()
+        hide: tuple[str, ...] = (str(state_p),)
+        if key_path is not None:
+            key_p = Path(key_path).resolve()
+            if key_p == root_p or root_p in key_p.parents:
+                raise SandboxViolation(f"the audit key {key_p} is inside the workspace: the agent could read it "
+                                       "and forge the log; keep it outside (--audit-key, ALIGNLAB_AUDIT_KEY)")
+            hide += (str(key_p.parent),)
         ws = Workspace(root_p, policy.sandbox.max_file_bytes, forbidden)
-        runner = Runner(ws.root, policy.sandbox, hide=(str(state_p),))
+        runner = Runner(ws.root, policy.sandbox, hide=hide)
         holder: list[Guard] = []
         tools = coding_tools(ws, runner, protected=lambda rel: holder[0].policy.is_protected(rel))
         guard = cls(policy, tools, workspace=ws, state_dir=state_p, **kwargs)
@@ -200,6 +211,8 @@ class Guard:
             value = args[name]
             if not check_type(value, spec.type):
                 raise SandboxViolation(f"argument {name!r} must be {spec.type}, got {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SandboxViolation(f"argument {name!r} must be a finite number, got {value!r}")
             if spec.type == "path":
                 value = self._path(value)
             elif spec.type == "list[path]":

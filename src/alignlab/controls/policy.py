@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
+import os
 import re
+import reprlib
+import stat
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,32 +33,49 @@ FS_MODES = ("confine", "confine-if-available", "none")
 ENGINES = ("bwrap", "legacy")  # bubblewrap (default); "legacy": the older hand-made launcher, explicitly chosen
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+MAX_INT = 2 ** 53  # counts and sizes: far above any real setting, and exact as a float
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 80, 80, 3, 6, 6
+
+
+def _short(value: Any) -> str:
+    """A repr cut to a readable length (a policy value can be megabytes, or nested thousands deep)."""
+    try:
+        return _REPR.repr(value)
+    except (RecursionError, ValueError):  # ValueError: an int past Python's digit limit
+        return f"<{type(value).__name__}>"
+
+
 class PolicyError(UserError):
     """A policy file that cannot be used (syntax, unknown key, wrong type, bad pattern)."""
 
 
 # --------------------------------------------------------------------------- patterns
-def glob_to_regex(glob: str) -> str:
-    """Translate a path glob to a regex: `**` crosses `/`, `*` and `?` do not, `[..]`, `{a,b}`.
+MAX_PATTERN = 4096  # characters in one glob or regex
+MAX_BRACE_DEPTH = 32
 
-    Written here because fnmatch lets `*` cross `/` and has no `**` or braces.
-    """
-    out, i, depth, n = [], 0, 0, len(glob)
+
+def _glob_tokens(glob: str) -> list[tuple[str, str]]:
+    """Tokens of a path glob: lit, one (`?`), star (`*`), any (`**`), dirs (`**/` at a segment start: zero or more
+    whole folders), class (a regex character class), open/alt/close (`{a,b}`). Raises ValueError on a bad glob."""
+    out: list[tuple[str, str]] = []
+    i, depth, n = 0, 0, len(glob)
     while i < n:
         c = glob[i]
         if c == "*":
             if glob.startswith("**", i):
                 at_start = i == 0 or glob[i - 1] == "/"
                 if at_start and glob.startswith("**/", i):
-                    out.append("(?:.*/)?")
+                    out.append(("dirs", ""))
                     i += 3
                     continue
-                out.append(".*")
+                out.append(("any", ""))
                 i += 2
                 continue
-            out.append("[^/]*")
+            out.append(("star", ""))
         elif c == "?":
-            out.append("[^/]")
+            out.append(("one", ""))
         elif c == "[":
             j = i + 1
             if j < n and glob[j] in "!^":
@@ -72,24 +94,156 @@ def glob_to_regex(glob: str) -> str:
                 re.compile(cls)
             except re.error as exc:
                 raise ValueError(f"bad character class {glob[i:j + 1]!r} at position {i}: {exc.msg}") from None
-            out.append(cls)
+            out.append(("class", cls))
             i = j
         elif c == "{":
             depth += 1
-            out.append("(?:")
+            if depth > MAX_BRACE_DEPTH:
+                raise ValueError(f"braces nested deeper than {MAX_BRACE_DEPTH} at position {i}")
+            out.append(("open", ""))
         elif c == "}":
             if depth == 0:
                 raise ValueError(f"unmatched '}}' at position {i}")
             depth -= 1
-            out.append(")")
+            out.append(("close", ""))
         elif c == "," and depth:
-            out.append("|")
+            out.append(("alt", ""))
         else:
-            out.append(re.escape(c))
+            out.append(("lit", c))
         i += 1
     if depth:
         raise ValueError("unmatched '{'")
-    return "".join(out)
+    return out
+
+
+_REGEX_OF = {"one": "[^/]", "star": "[^/]*", "any": ".*", "dirs": "(?:.*/)?", "open": "(?:", "alt": "|", "close": ")"}
+
+
+def glob_to_regex(glob: str) -> str:
+    """Translate a path glob to a regex: `**` crosses `/`, `*` and `?` do not, `[..]`, `{a,b}`.
+
+    Written here because fnmatch lets `*` cross `/` and has no `**` or braces. Matching uses
+    `GlobMachine` (linear time), not this regex: backtracking on globs such as `**/**/**/x` takes exponential time.
+    """
+    return "".join(re.escape(a) if k == "lit" else a if k == "class" else _REGEX_OF[k] for k, a in _glob_tokens(glob))
+
+
+class GlobMachine:
+    """Globs compiled to one NFA (Thompson's construction, CACM 1968; several globs: their union) and run as a
+    lazily built DFA, as RE2 does (Cox, "Regular expression matching can be simple and fast", 2007): time linear
+    in the string whatever the globs, where Python's backtracking `re` takes exponential time on `**/**/**/x`."""
+
+    MAX_CACHED = 200_000  # cached transitions; past this the cache starts afresh (memory stays bounded)
+
+    def __init__(self, *globs: str):
+        self.trans: list[list[tuple[str, Any, int]]] = []  # per NFA state: (kind, argument, next state)
+        self.eps: list[list[int]] = []
+        start, accepts = self._new(), set()
+        for glob in globs:
+            cur = self._new()
+            self.eps[start].append(cur)
+            stack: list[tuple[int, list[int]]] = []  # per open brace: (state it starts from, ends of alternatives)
+            for kind, arg in _glob_tokens(glob):
+                if kind in ("lit", "one", "class"):
+                    nxt = self._new()
+                    self.trans[cur].append((kind, re.compile(arg, re.DOTALL) if kind == "class" else arg, nxt))
+                    cur = nxt
+                elif kind in ("star", "any"):  # a state looping on any character but `/` (star) or any (`**`)
+                    loop = self._new()
+                    self.eps[cur].append(loop)
+                    self.trans[loop].append(("one" if kind == "star" else "any", None, loop))
+                    cur = loop
+                elif kind == "dirs":  # (?:.*/)?
+                    loop, end = self._new(), self._new()
+                    self.eps[cur] += [end, loop]
+                    self.trans[loop] += [("any", None, loop), ("lit", "/", end)]
+                    cur = end
+                elif kind == "open":
+                    stack.append((cur, []))
+                    branch = self._new()
+                    self.eps[cur].append(branch)
+                    cur = branch
+                elif kind == "alt":
+                    stack[-1][1].append(cur)
+                    branch = self._new()
+                    self.eps[stack[-1][0]].append(branch)
+                    cur = branch
+                else:  # close
+                    _, ends = stack.pop()
+                    join = self._new()
+                    for e in ends + [cur]:
+                        self.eps[e].append(join)
+                    cur = join
+            accepts.add(cur)
+        self.accepts = frozenset(accepts)
+        self._start = self._closure({start})
+        self._ids: dict[frozenset[int], int] = {}
+        self._sets: list[frozenset[int]] = []
+        self._rows: list[dict[str, int]] = []
+        self._accepting: list[bool] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty the DFA cache; the start state is always state 0."""
+        self._ids.clear()
+        self._sets.clear()
+        self._rows.clear()
+        self._accepting.clear()
+        self._cached = 0
+        self._dfa_state(self._start)
+
+    def _new(self) -> int:
+        self.trans.append([])
+        self.eps.append([])
+        return len(self.trans) - 1
+
+    def _closure(self, states: set[int]) -> frozenset[int]:
+        todo, seen = list(states), set(states)
+        while todo:
+            for nxt in self.eps[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return frozenset(seen)
+
+    def _dfa_state(self, states: frozenset[int]) -> int:
+        if not states:
+            return -1
+        sid = self._ids.get(states)
+        if sid is None:
+            sid = len(self._sets)
+            self._ids[states] = sid
+            self._sets.append(states)
+            self._rows.append({})
+            self._accepting.append(bool(states & self.accepts))
+        return sid
+
+    def _step(self, sid: int, ch: str) -> int:
+        out = set()
+        for s in self._sets[sid]:
+            for kind, arg, nxt in self.trans[s]:
+                if (kind == "any" or (kind == "one" and ch != "/") or (kind == "lit" and ch == arg)
+                        or (kind == "class" and arg.fullmatch(ch))):
+                    out.add(nxt)
+        states = self._closure(out)
+        self._cached += 1
+        if self._cached > self.MAX_CACHED:
+            self._reset()  # bounded memory: start the cache afresh (the current match continues from the new id)
+            return self._dfa_state(states)
+        nxt_id = self._dfa_state(states)
+        self._rows[sid][ch] = nxt_id
+        return nxt_id
+
+    def matches(self, text: str) -> bool:
+        sid, rows = 0, self._rows
+        for ch in text:
+            nxt = rows[sid].get(ch)
+            if nxt is None:
+                nxt = self._step(sid, ch)
+            if nxt < 0:
+                return False
+            sid = nxt
+        return self._accepting[sid]
 
 
 @dataclass(frozen=True)
@@ -98,14 +252,19 @@ class Pattern:
 
     source: str
     regex: re.Pattern
+    machine: GlobMachine | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> "Pattern":
+        if len(text) > MAX_PATTERN:
+            raise ValueError(f"longer than {MAX_PATTERN} characters")
         if text.startswith("re:"):
             return cls(text, re.compile(text[3:]))
-        return cls(text, re.compile(glob_to_regex(text), re.DOTALL))
+        return cls(text, re.compile(glob_to_regex(text), re.DOTALL), GlobMachine(text))
 
     def matches(self, value: str) -> bool:
+        if self.machine is not None:
+            return self.machine.matches(value)
         return self.regex.fullmatch(value) is not None
 
 
@@ -197,8 +356,15 @@ class Policy:
         """The declared version plus a digest of the exact text: approvals bind to this."""
         return f"{self.name}@{self.declared_version}+{self.digest[:16]}"
 
+    def __post_init__(self) -> None:
+        # All protected globs in one machine: one linear pass per path (is_protected runs over whole workspaces).
+        globs = [p.source for p in self.protect if p.machine is not None]
+        object.__setattr__(self, "_protect_globs", GlobMachine(*globs) if globs else None)
+        object.__setattr__(self, "_protect_regexes", tuple(p for p in self.protect if p.machine is None))
+
     def is_protected(self, relpath: str) -> bool:
-        return any(p.matches(relpath) for p in self.protect)
+        m = self._protect_globs
+        return (m is not None and m.matches(relpath)) or any(p.matches(relpath) for p in self._protect_regexes)
 
 
 # --------------------------------------------------------------------------- validation
@@ -209,15 +375,25 @@ class _V:
         self.source = source
 
     def fail(self, where: str, msg: str) -> None:
-        raise PolicyError(f"policy {self.source}: {where}: {msg}")
+        text = f"policy {self.source}: {where}: {msg}"  # one line, whatever the file holds
+        raise PolicyError(_CONTROL.sub(lambda m: ascii(m.group())[1:-1], text))
+
+    def table(self, where: str, table: Any, what: str) -> dict:
+        """A table whose keys are names (strings), e.g. [tools] or [sandbox].env."""
+        if not isinstance(table, dict):
+            self.fail(where, f"must be {what}, got {_short(table)} ({_tn(table)})")
+        for key in table:
+            if not isinstance(key, str):
+                self.fail(where, f"keys must be strings, got {_short(key)} ({_tn(key)})")
+        return table
 
     def keys(self, where: str, table: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(table, dict):
             self.fail(where, f"must be a table, got {_tn(table)}")
         for key in table:
             if key not in valid:
-                hint = difflib.get_close_matches(str(key), valid, n=1)
-                self.fail(where, f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                hint = difflib.get_close_matches(str(key)[:100], valid, n=1)
+                self.fail(where, f"unknown key {_short(key)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                           + f"; valid keys: {', '.join(valid)}")
         for key in required:
             if key not in table:
@@ -228,25 +404,29 @@ class _V:
         if isinstance(value, bool) and kind in (int, float, (int, float)):
             self.fail(where, f"must be {what}, got {value!r} (bool)")
         if not isinstance(value, kind):
-            self.fail(where, f"must be {what}, got {value!r} ({_tn(value)})")
+            self.fail(where, f"must be {what}, got {_short(value)} ({_tn(value)})")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(where, f"must be {what}, got {value!r} (not a finite number)")
         return value
 
-    def positive(self, where: str, value: Any, integer: bool = True) -> Any:
+    def positive(self, where: str, value: Any, integer: bool = True, most: float = MAX_INT) -> Any:
         self.typed(where, value, int if integer else (int, float),
                    "a positive integer" if integer else "a positive number")
         if value <= 0:
             self.fail(where, f"must be positive, got {value!r}")
+        if value > most:
+            self.fail(where, f"must be at most {most:g}, got {_short(value)}")
         return value
 
     def choice(self, where: str, value: Any, options: tuple[str, ...]) -> str:
-        if value not in options:
-            self.fail(where, f"must be one of {', '.join(options)}; got {value!r}")
+        if not isinstance(value, str) or value not in options:
+            self.fail(where, f"must be one of {', '.join(options)}; got {_short(value)}")
         return value
 
     def strings(self, where: str, value: Any) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-            self.fail(where, f"must be a string or a list of strings, got {value!r} ({_tn(value)})")
+            self.fail(where, f"must be a string or a list of strings, got {_short(value)} ({_tn(value)})")
         return tuple(items)
 
     def patterns(self, where: str, value: Any) -> tuple[Pattern, ...]:
@@ -256,9 +436,9 @@ class _V:
                 self.fail(where, "empty pattern; use '**' to match anything")
             try:
                 out.append(Pattern.parse(text))
-            except (re.error, ValueError) as exc:
+            except (re.error, ValueError, OverflowError, RecursionError) as exc:
                 kind = "regex" if text.startswith("re:") else "glob"
-                self.fail(where, f"bad {kind} {text!r}: {exc} (globs: *, **, ?, [abc], {{a,b}}; "
+                self.fail(where, f"bad {kind} {_short(text)}: {exc} (globs: *, **, ?, [abc], {{a,b}}; "
                           "regex: prefix 're:')")
         return tuple(out)
 
@@ -283,7 +463,7 @@ def _rule(v: _V, action: str, i: int, raw: Any) -> Rule:
     tools = v.patterns(f"{where}.tool", raw["tool"]) if "tool" in raw else ()
     args = []
     if "args" in raw:
-        v.typed(f"{where}.args", raw["args"], dict, "a table of argument name -> pattern(s)")
+        v.table(f"{where}.args", raw["args"], "a table of argument name -> pattern(s)")
         for name, pats in raw["args"].items():
             args.append((name, v.patterns(f"{where}.args.{name}", pats)))
     annotations = v.annotations(f"{where}.annotations", raw["annotations"]) if "annotations" in raw else frozenset()
@@ -294,7 +474,7 @@ def _rule(v: _V, action: str, i: int, raw: Any) -> Rule:
 
 
 def _args_schema(v: _V, where: str, raw: Any) -> dict[str, ArgSpec]:
-    v.typed(where, raw, dict, "a table of argument name -> type")
+    v.table(where, raw, "a table of argument name -> type")
     out = {}
     for name, tp in raw.items():
         v.typed(f"{where}.{name}", tp, str, f"a type name ({', '.join(ARG_TYPES)}; suffix '?' = optional)")
@@ -302,6 +482,35 @@ def _args_schema(v: _V, where: str, raw: Any) -> dict[str, ArgSpec]:
         v.choice(f"{where}.{name}", base, ARG_TYPES)
         out[name] = ArgSpec(base, not tp.endswith("?"))
     return out
+
+
+# Dynamic-loader and libc variables: the sandbox launcher itself starts with the command's environment, before
+# any confinement, so one of these naming a file in the workspace would run the agent's code unconfined.
+LOADER_ENV = re.compile(r"LD_.*|GCONV_PATH|GETCONF_DIR|GLIBC_TUNABLES|HOSTALIASES|LOCPATH|MALLOC_.*|NLSPATH|"
+                        r"RES_OPTIONS|RESOLV_.*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_TIMEOUT_S = 10 ** 7  # about 115 days
+
+
+def _env_name(v: _V, where: str, name: str) -> None:
+    if not ENV_NAME.fullmatch(name):
+        v.fail(where, f"{_short(name)} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+    if LOADER_ENV.fullmatch(name):
+        v.fail(where, f"{name} is refused: it changes how programs (the sandbox launcher first, before it confines "
+               "anything) load code and data")
+
+
+def _hide_path(v: _V, h: str) -> None:
+    """A folder to hide must be a plain absolute path, and not `/` (that would replace the read-only root)."""
+    if not h.startswith("/"):
+        v.fail("[sandbox].hide", f"entries must be absolute paths, got {_short(h)}")
+    parts = h.split("/")[1:]
+    if _CONTROL.search(h) or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        v.fail("[sandbox].hide", f"{_short(h)} is not a plain absolute path (no '.', '..', '//' or control "
+               "characters)")
+    if h.rstrip("/") == "":
+        v.fail("[sandbox].hide", "hiding '/' would replace the whole read-only filesystem with an empty writable "
+               "one: confinement would be gone; hide specific folders")
 
 
 def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
@@ -314,12 +523,14 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
     name = v.typed("[policy].name", head["name"], str, "a string")
     version = head["version"]
     v.typed("[policy].version", version, (str, int), "a string or integer")
+    if isinstance(version, int) and abs(version) > MAX_INT:
+        v.fail("[policy].version", "integer too large; write it as a string")
     default = v.choice("[policy].default", head.get("default", "allow"), ACTIONS)
     ask_destructive = v.typed("[policy].ask_destructive", head.get("ask_destructive", False), bool, "true or false")
     v.typed("[policy].description", head.get("description", ""), str, "a string")
 
     tools = {}
-    for tname, traw in v.typed("[tools]", data.get("tools", {}), dict, "a table of tool name -> settings").items():
+    for tname, traw in v.table("[tools]", data.get("tools", {}), "a table of tool name -> settings").items():
         where = f"[tools.{tname}]"
         v.keys(where, traw, ("annotations", "args"))
         ann = v.annotations(f"{where}.annotations", traw.get("annotations", []))
@@ -333,8 +544,7 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
         raw = data.get(action, [])
         v.typed(f"[[{action}]]", raw, list, f"an array of tables ([[{action}]] blocks)")
         rules[action] = tuple(_rule(v, action, i, r) for i, r in enumerate(raw))
-        ids = [r.id for r in rules[action]]
-        dup = {i for i in ids if ids.count(i) > 1}
+        dup = {i for i, n in Counter(r.id for r in rules[action]).items() if n > 1}
         if dup:
             v.fail(f"[[{action}]]", f"duplicate rule id(s) {sorted(dup)}")
 
@@ -347,7 +557,7 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
     budgets = Budgets()
     if "budgets" in data:
         b = v.keys("[budgets]", data["budgets"], ("max_calls", "per_tool", "wall_time_s", "loop"))
-        per_tool = v.typed("[budgets].per_tool", b.get("per_tool", {}), dict, "a table of tool name -> count")
+        per_tool = v.table("[budgets].per_tool", b.get("per_tool", {}), "a table of tool name -> count")
         for t, n in per_tool.items():
             v.positive(f"[budgets].per_tool.{t}", n)
         loop = v.keys("[budgets.loop]", b.get("loop", {}), ("repeat", "window"))
@@ -358,14 +568,14 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
         budgets = Budgets(
             max_calls=v.positive("[budgets].max_calls", b["max_calls"]) if "max_calls" in b else None,
             per_tool=dict(per_tool),
-            wall_time_s=float(v.positive("[budgets].wall_time_s", b["wall_time_s"], integer=False))
+            wall_time_s=float(v.positive("[budgets].wall_time_s", b["wall_time_s"], integer=False, most=MAX_TIMEOUT_S))
             if "wall_time_s" in b else None,
             loop_repeat=repeat, loop_window=window)
 
     flow = Flow()
     if "flow" in data:
         f = v.keys("[flow]", data["flow"], ("untrusted", "action", "min_atom", "sinks", "trusted_text"))
-        sinks = v.typed("[flow].sinks", f.get("sinks", {}), dict, "a table of sink tool -> guarded argument names")
+        sinks = v.table("[flow].sinks", f.get("sinks", {}), "a table of sink tool -> guarded argument names")
         flow = Flow(
             untrusted=v.patterns("[flow].untrusted", f.get("untrusted", [])),
             action=v.choice("[flow].action", f.get("action", "deny"), ("deny", "ask")),
@@ -389,24 +599,33 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
         s = v.keys("[sandbox]", data["sandbox"], ("network", "filesystem", "timeout_s", "memory_mb",
                                                   "max_output_bytes", "max_file_bytes", "env", "env_passthrough",
                                                   "hide", "engine", "max_processes", "cpus"))
-        env = v.typed("[sandbox].env", s.get("env", {}), dict, "a table of NAME -> string")
+        env = v.table("[sandbox].env", s.get("env", {}), "a table of NAME -> string")
+        passthrough = v.strings("[sandbox].env_passthrough", s.get("env_passthrough", []))
         for k, val in env.items():
             v.typed(f"[sandbox].env.{k}", val, str, "a string")
+            if "\x00" in val:
+                v.fail(f"[sandbox].env.{k}", "NUL byte in the value")
+        for where, names in (("[sandbox].env", list(env)), ("[sandbox].env_passthrough", passthrough)):
+            for k in names:
+                _env_name(v, where, k)
         hide = v.strings("[sandbox].hide", s.get("hide", list(sb.hide)))
         for h in hide:
-            if not h.startswith("/"):
-                v.fail("[sandbox].hide", f"entries must be absolute paths, got {h!r}")
+            _hide_path(v, h)
         sb = SandboxSettings(
             network=v.choice("[sandbox].network", s.get("network", sb.network), NETWORK_MODES),
             filesystem=v.choice("[sandbox].filesystem", s.get("filesystem", sb.filesystem), FS_MODES),
-            timeout_s=float(v.positive("[sandbox].timeout_s", s.get("timeout_s", sb.timeout_s), integer=False)),
-            memory_mb=v.positive("[sandbox].memory_mb", s.get("memory_mb", sb.memory_mb)),
-            max_output_bytes=v.positive("[sandbox].max_output_bytes", s.get("max_output_bytes", sb.max_output_bytes)),
-            max_file_bytes=v.positive("[sandbox].max_file_bytes", s.get("max_file_bytes", sb.max_file_bytes)),
-            env=dict(env), env_passthrough=v.strings("[sandbox].env_passthrough", s.get("env_passthrough", [])),
+            timeout_s=float(v.positive("[sandbox].timeout_s", s.get("timeout_s", sb.timeout_s), integer=False,
+                                       most=MAX_TIMEOUT_S)),
+            memory_mb=v.positive("[sandbox].memory_mb", s.get("memory_mb", sb.memory_mb), most=2 ** 40),
+            max_output_bytes=v.positive("[sandbox].max_output_bytes", s.get("max_output_bytes", sb.max_output_bytes),
+                                        most=2 ** 40),
+            max_file_bytes=v.positive("[sandbox].max_file_bytes", s.get("max_file_bytes", sb.max_file_bytes),
+                                      most=2 ** 62),
+            env=dict(env), env_passthrough=passthrough,
             hide=hide, engine=v.choice("[sandbox].engine", s.get("engine", sb.engine), ENGINES),
-            max_processes=v.positive("[sandbox].max_processes", s.get("max_processes", sb.max_processes)),
-            cpus=float(v.positive("[sandbox].cpus", s.get("cpus", sb.cpus), integer=False)))
+            max_processes=v.positive("[sandbox].max_processes", s.get("max_processes", sb.max_processes),
+                                     most=2 ** 22),
+            cpus=float(v.positive("[sandbox].cpus", s.get("cpus", sb.cpus), integer=False, most=2 ** 16)))
 
     return Policy(name=name, declared_version=str(version), digest=text_digest, default=default,
                   ask_destructive=ask_destructive, tools=tools, deny=rules["deny"], ask=rules["ask"],
@@ -414,45 +633,88 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
                   escalation=esc, sandbox=sb, source=source)
 
 
+MAX_POLICY_BYTES = 1 << 20
+
+
+def _error(source: str, msg: str) -> PolicyError:
+    return PolicyError(_CONTROL.sub(lambda m: ascii(m.group())[1:-1], f"policy {source}: {msg}"))
+
+
 def loads(text: str, fmt: str = "toml", source: str = "<inline>") -> Policy:
     """Parse policy text (`fmt` toml or yaml) and validate it."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _error(source, f"not valid Unicode text (lone surrogate at character {exc.start})") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise _error(source, f"larger than {MAX_POLICY_BYTES} bytes")
+    digest = hashlib.sha256(raw).hexdigest()
     if fmt == "toml":
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"policy {source}: not valid TOML: {exc}") from None
+        except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an integer past Python's digit limit
+            raise _error(source, f"not valid TOML: {exc}") from None
+        except RecursionError:
+            raise _error(source, "not valid TOML: nested too deeply") from None
     elif fmt == "yaml":
         try:
             import yaml  # PyYAML: optional; TOML needs nothing beyond the standard library
         except ImportError:
-            raise PolicyError(f"policy {source}: YAML policies need PyYAML (pip install pyyaml); "
-                              "or write the policy in TOML") from None
+            raise _error(source, "YAML policies need PyYAML (pip install pyyaml); "
+                         "or write the policy in TOML") from None
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"policy {source}: not valid YAML: {' '.join(str(exc).split())}") from None
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            raise _error(source, f"not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+        except RecursionError:
+            raise _error(source, "not valid YAML: nested too deeply") from None
     else:
-        raise PolicyError(f"policy {source}: unknown format {fmt!r}; valid formats: toml, yaml")
-    return validate(data, digest, source)
+        raise _error(source, f"unknown format {_short(fmt)}; valid formats: toml, yaml")
+    try:
+        return validate(data, digest, source)
+    except RecursionError:
+        raise _error(source, "nested too deeply") from None
 
 
 def load(path: str | Path) -> Policy:
-    """Load a policy file (`.toml`, `.yaml`/`.yml`), or a bundled policy by name (`default-coding`)."""
+    """Load a policy file (`.toml`, `.yaml`/`.yml`), or a bundled policy by name (`default-coding`).
+
+    Only a regular file is read (a FIFO or device would block or never end), at most MAX_POLICY_BYTES.
+    """
     p = Path(path)
-    if not p.exists() and not p.suffix:
+    shown = _short(str(path))
+    try:
+        exists = os.path.lexists(p)
+    except ValueError:  # a NUL byte
+        raise _error(shown, "not a usable file name") from None
+    if not exists and not p.suffix:
         bundled = resources.files("alignlab.controls").joinpath("policies", f"{path}.toml")
         if bundled.is_file():
             return loads(bundled.read_text(encoding="utf-8"), "toml", source=f"{path} (bundled)")
-        raise PolicyError(f"no policy file {str(path)!r} and no bundled policy of that name; bundled policies: "
+        raise PolicyError(f"no policy file {shown} and no bundled policy of that name; bundled policies: "
                           f"{', '.join(bundled_names())}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read policy file {str(p)!r}: {exc}") from None
     fmt = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}.get(p.suffix.lower())
     if fmt is None:
-        raise PolicyError(f"policy file {str(p)!r}: unknown extension {p.suffix!r}; valid: .toml, .yaml, .yml")
+        raise PolicyError(f"policy file {shown}: unknown extension {_short(p.suffix)}; valid: .toml, .yaml, .yml")
+    try:
+        if not stat.S_ISREG(os.stat(p).st_mode):
+            raise PolicyError(f"policy file {shown} is not a regular file (a folder, FIFO, socket or device); "
+                              "give a regular file")
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)  # the file opened, not the one stat-ed a moment before
+            if not stat.S_ISREG(st.st_mode):
+                raise PolicyError(f"policy file {shown} is not a regular file; give a regular file")
+            if st.st_size > MAX_POLICY_BYTES:
+                raise PolicyError(f"policy file {shown} is larger than {MAX_POLICY_BYTES} bytes")
+            data = os.read(fd, MAX_POLICY_BYTES + 1)
+        finally:
+            os.close(fd)
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {shown}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"cannot read policy file {shown}: not UTF-8 text (byte {exc.start})") from None
     return loads(text, fmt, source=str(p))
 
 

@@ -1,9 +1,18 @@
 """Sandboxed subprocesses: argv only (no shell), scrubbed environment, no network, limits, output caps.
 
-The isolation itself is done by `_launch.py` (namespaces, mounts, rlimits); this module
-builds the environment from an allowlist (nothing of the parent's leaks unless the policy
-names it), enforces the wall-clock limit by killing the whole process group, caps the bytes
-read from stdout/stderr, and reports which isolation was actually achieved.
+Two engines, chosen by the policy's `[sandbox] engine`:
+
+- "bwrap" (default): bubblewrap builds the sandbox (`bwrap.py`: every namespace, an allow-list
+  filesystem, no capabilities, a seccomp filter); sandbox-wide limits come from a cgroup per run
+  (`cgroups.py`: processes, memory, CPU), per-process ones from setrlimit (`_bwrap_exec.py`). A
+  machine without bubblewrap gets one error naming the package, never a weaker sandbox.
+- "legacy": the older hand-made launcher `_launch.py` (unshare(2) + mounts), kept only as an
+  explicit choice: it leaves the host's /dev, /proc/sys, /sys and every folder not hidden visible.
+
+This module builds the environment from an allowlist (nothing of the parent's leaks unless the
+policy names it), enforces the wall-clock limit by killing the whole process group (and the
+run's cgroup), caps the bytes read from stdout/stderr, and reports which isolation and which limit
+mechanisms were actually in force.
 """
 
 from __future__ import annotations
@@ -19,10 +28,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlab.controls import bwrap as bwrap_mod
+from alignlab.controls import seccomp_bpf
+from alignlab.controls.cgroups import Limits, SandboxCgroup
 from alignlab.controls.policy import SandboxSettings
 from alignlab.controls.sandbox import SandboxViolation
 
 LAUNCHER = str(Path(__file__).with_name("_launch.py"))
+BWRAP_SHIM = str(Path(__file__).with_name("_bwrap_exec.py"))
+OPEN_FILES = 256
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -66,17 +80,30 @@ def scrubbed_env(settings: SandboxSettings, workspace: Path) -> dict[str, str]:
     return env
 
 
+def capabilities(engine: str | None = None) -> dict:
+    """Which isolation this machine allows with `engine` (default: the default engine), probed once."""
+    return dict(_capabilities(engine or SandboxSettings().engine))
+
+
 @functools.lru_cache(maxsize=None)
-def capabilities() -> dict:
-    """Probe once which isolation this machine allows (run the launcher with a trivial command)."""
+def _capabilities(engine: str) -> tuple:
+    if engine == "bwrap":
+        exe = bwrap_mod.find_bwrap()
+        ok = exe is not None and not bwrap_mod.version_problem(exe) and bwrap_mod.namespaces_available(exe)[0]
+        return (("network", ok), ("filesystem", ok))
     out = {}
     for label, net, fs in (("network", "isolate", "none"), ("filesystem", "allow", "confine")):
         r = Runner.__new__(Runner)
-        r.root, r.settings = Path("/"), SandboxSettings(network=net, filesystem=fs, timeout_s=10)
+        r.root, r.settings = Path("/"), SandboxSettings(network=net, filesystem=fs, timeout_s=10, engine="legacy")
         r.readonly, r.hide_extra = (), ()
         res = r._spawn([sys.executable, "-I", "-S", "-c", "pass"], Path(os.getcwd()).resolve(), probe=True)
         out[label] = bool(res.returncode == 0 and res.isolation.get(label))
-    return out
+    return tuple(out.items())
+
+
+def _expose() -> list[str]:
+    """The Python installation the sandboxed `python` runs from (the venv and its base), bound read-only."""
+    return sorted({sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent)})
 
 
 class Runner:
@@ -102,13 +129,115 @@ class Runner:
         return self._spawn(argv, self.root, timeout_s=timeout_s)
 
     def _spawn(self, argv: list[str], cwd: Path, timeout_s: float | None = None, probe: bool = False) -> RunResult:
+        if self.settings.engine == "legacy":
+            return self._spawn_legacy(argv, cwd, timeout_s, probe)
+        return self._spawn_bwrap(argv, cwd, timeout_s)
+
+    # ------------------------------------------------------------------ bubblewrap engine
+    def _spawn_bwrap(self, argv: list[str], cwd: Path, timeout_s: float | None = None) -> RunResult:
+        s = self.settings
+        timeout = min(timeout_s or s.timeout_s, s.timeout_s)
+        want_net, want_fs = s.network != "allow", s.filesystem != "none"
+        exe = bwrap_mod.find_bwrap()
+        if exe is None:
+            raise SandboxViolation(bwrap_mod.INSTALL_HINT)
+        too_old = bwrap_mod.version_problem(exe)
+        if too_old:
+            raise SandboxViolation(too_old)
+        ok, why = ((False, "simulated: namespaces refused") if getattr(self, "simulate_no_namespaces", False)
+                   else bwrap_mod.namespaces_available(exe))
+        if not ok and ((want_net and s.network == "isolate") or (want_fs and s.filesystem == "confine")):
+            raise SandboxViolation(f"cannot create namespaces with bubblewrap ({why}); the policy requires isolation")
+        mem = s.memory_mb << 20
+        cg = SandboxCgroup.create(Limits(memory_bytes=mem, pids=s.max_processes + 2, cpus=s.cpus))
+        rlimits = {"RLIMIT_AS": mem, "RLIMIT_CPU": int(timeout) + 1, "RLIMIT_FSIZE": s.max_file_bytes,
+                   "RLIMIT_CORE": 0, "RLIMIT_NOFILE": OPEN_FILES}
+        rfd, wfd = os.pipe()
+        plan, extra_fds = None, []
+        try:
+            if ok:
+                try:
+                    prog, seccomp_note = seccomp_bpf.build(), f"classic BPF ({seccomp_bpf.native_arch()})"
+                except seccomp_bpf.Unsupported as exc:
+                    prog, seccomp_note = None, f"not applied: {exc}"
+                plan = bwrap_mod.build(workspace=str(cwd), network=want_net, confine=want_fs, expose=_expose(),
+                                       readonly=list(self.readonly), hide=[*s.hide, *self.hide_extra], seccomp=prog,
+                                       status_fd=wfd)
+                args_fd = os.memfd_create("alignlab-bwrap-args", 0)
+                extra_fds = [args_fd, *plan.fds]
+                plan.fds = []
+                os.write(args_fd, b"".join(os.fsencode(x) + b"\0" for x in plan.args))
+                os.lseek(args_fd, 0, os.SEEK_SET)
+                command = [exe, "--args", str(args_fd), "--", *argv]
+                isolation = dict(plan.isolation, seccomp_filter=seccomp_note)
+            else:  # an "-if-available" policy on a machine that refuses namespaces: explicit, and reported
+                command = list(argv)
+                isolation = {"engine": "none", "network": False, "filesystem": False, "pid_namespace": False,
+                             "reason": f"bubblewrap cannot create namespaces here ({why})"}
+            isolation["limits"] = self._limit_labels(cg, timeout, mem, bool(plan))
+            cfg = {"status_fd": wfd, "cgroup_procs": cg.procs, "rlimits": rlimits, "bwrap": bool(plan)}
+            env = scrubbed_env(s, cwd)
+            started = time.monotonic()
+            try:
+                proc = subprocess.Popen([sys.executable, "-I", "-S", BWRAP_SHIM, json.dumps(cfg), "--", *command],
+                                        cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, pass_fds=(wfd, *extra_fds), start_new_session=True)
+            finally:
+                for fd in (wfd, *extra_fds):
+                    os.close(fd)
+                wfd, extra_fds = -1, []
+            status_fd, rfd = rfd, -1  # _collect closes it
+            out, err, status_raw, timed_out, truncated = self._collect(proc, status_fd, started + timeout,
+                                                                       s.max_output_bytes)
+            duration = time.monotonic() - started
+            cg.kill()  # anything left (the PID namespace already died with the command)
+            events = cg.events()
+        finally:
+            for fd in (rfd, wfd, *extra_fds):
+                if fd >= 0:
+                    os.close(fd)
+            cg.remove()
+            if plan is not None:
+                plan.close()
+        status = _json_docs(status_raw)
+        if any("error" in d for d in status):
+            raise SandboxViolation(f"sandbox setup failed: {next(d['error'] for d in status if 'error' in d)}")
+        if plan is not None and not any("exit-code" in d for d in status) and not (timed_out or truncated):
+            # bubblewrap reports an exit code only once its setup finished and the command was started
+            why = err.decode(errors="replace").strip()[-300:] or f"bwrap exited with {proc.returncode}"
+            raise SandboxViolation(f"sandbox setup failed (bubblewrap): {why}"
+                                   + (f"; limit events {events}" if events else ""))
+        if events:
+            isolation["limit_events"] = events
+        return RunResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                         timed_out, truncated, duration, isolation)
+
+    def _limit_labels(self, cg: SandboxCgroup, timeout: float, mem: int, confined: bool) -> dict:
+        s, m = self.settings, cg.mechanisms
+        per_proc = f"RLIMIT_AS={mem} per process"
+        return {
+            "processes": (f"{m['pids']} for the whole sandbox ({s.max_processes} + bubblewrap's 2)" if "pids" in m
+                          else "NONE: no writable pids cgroup (RLIMIT_NPROC does not bind uid 0)"),
+            "memory": (f"{m['memory']} for the whole sandbox; {per_proc}" if "memory" in m
+                       else f"{per_proc} only (no writable memory cgroup)"),
+            "cpu": ((f"{m['cpu']} for the whole sandbox; " if "cpu" in m else "")
+                    + f"RLIMIT_CPU={int(timeout) + 1}s per process; wall clock {timeout:g}s for the whole sandbox"),
+            "disk": ((f"/tmp tmpfs {bwrap_mod.TMP_BYTES >> 20} MiB and /dev/shm {bwrap_mod.SHM_BYTES >> 20} MiB per "
+                      "sandbox; " if confined else "")
+                     + f"RLIMIT_FSIZE={s.max_file_bytes} per file; no sandbox-wide quota on the workspace"),
+            "open_files": f"RLIMIT_NOFILE={OPEN_FILES} per process",
+        }
+
+    # ------------------------------------------------------------------ legacy engine (explicit only)
+    def _spawn_legacy(self, argv: list[str], cwd: Path, timeout_s: float | None = None,
+                      probe: bool = False) -> RunResult:
         s = self.settings
         timeout = min(timeout_s or s.timeout_s, s.timeout_s)
         rfd, wfd = os.pipe()
         cfg = {
             "workspace": str(cwd), "network": s.network, "filesystem": s.filesystem, "status_fd": wfd,
             "hide": [h for h in (*s.hide, *self.hide_extra)],
-            "expose": sorted({sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent)}),
+            "expose": _expose(),
             "readonly": list(self.readonly),
             "simulate_no_namespaces": getattr(self, "simulate_no_namespaces", False),
             "limits": {"memory_bytes": s.memory_mb << 20, "cpu_s": int(timeout) + 1,
@@ -131,6 +260,7 @@ class Runner:
         if not probe and (isolation.get("error") or not status_raw):
             raise SandboxViolation(
                 f"sandbox setup failed: {isolation.get('error')}; {err[-300:].decode(errors='replace')}")
+        isolation["engine"] = "legacy"
         return RunResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                          timed_out, truncated, duration, isolation)
 
@@ -190,3 +320,21 @@ class Runner:
             proc.stdout.close()
             proc.stderr.close()
         return bytes(bufs["out"]), bytes(bufs["err"]), bytes(bufs["status"]), timed_out, truncated
+
+
+def _json_docs(raw: bytes) -> list[dict]:
+    """The JSON objects written one after another on the status descriptor (bwrap's JSON lines)."""
+    text, docs, i = raw.decode("utf-8", "replace"), [], 0
+    dec = json.JSONDecoder()
+    while i < len(text):
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            break
+        try:
+            obj, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError:
+            break
+        if isinstance(obj, dict):
+            docs.append(obj)
+    return docs

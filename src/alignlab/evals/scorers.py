@@ -120,6 +120,8 @@ _CONTRACTIONS = (
     (r"\b(it|that|what|there|here|he|she|who|this|where|which)'s\b", r"\1 is"), (r"'re\b", " are"),
     (r"'m\b", " am"), (r"'ll\b", " will"), (r"'ve\b", " have"), (r"'d\b", " would"), (r"'s\b", ""),
 )
+_OPERATOR_AFTER = re.compile(r"\s*(?:[+*/\u00d7\u00f7]|x\s|\s[-\u2212]\s)")
+_OPERATOR_BEFORE = re.compile(r"(?:[+*/\u00d7\u00f7]|\sx|\s[-\u2212])\s*$")
 _TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?|\d+(?:\.\d+)?|[^\W_]+|\n|[.!?;:,()\[\]\u2014\u2013]")
 _ABBREV = {"mt", "st", "dr", "mr", "mrs", "ms", "jr", "sr", "vs", "etc", "approx", "ca", "prof", "gen", "lt", "col",
            "ft", "e", "i"}
@@ -152,9 +154,9 @@ _RETRACT = ("i said", "i answered", "i stated", "i mentioned", "i wrote", "i gav
 _POST_NEG = re.compile(r"^(?:(?:is|was|are|were|would be|will be)\s+)?(?:(?:actually|definitely|certainly|simply|"
                        r"clearly|also|obviously)\s+)?(?:not|incorrect|wrong|mistaken|false|inaccurate|a mistake|"
                        r"an error|my mistake|my error|a (?:common )?misconception|a common (?:guess|mistake|error))\b")
-_RETRACT_CLAUSE = re.compile(r"^(?:but |and |however )?(?:that|this|it|which)\s+(?:is|was|would be)\s+(?:not|"
-                             r"incorrect|wrong)\b(?:\s+(?:the|a))?(?:\s+(?:correct|right|real|actual))?"
-                             r"(?:\s+(?:answer|one|correct|right))?")
+_RETRACT_CLAUSE = re.compile(r"^(?:but |and |however )?(?:that|this|it|which)\s+(?:is|was|would be)\s+(?:not\s+"
+                             r"(?:quite\s+)?(?:(?:the|a)\s+)?(?:(?:correct|right|real|actual|true)\s+)?"
+                             r"(?:answer|one|correct|right|true)|incorrect|wrong)\b")
 _ALTERNATIVE = ("or", "maybe", "perhaps", "possibly", "either", "which is", "that is", "total", "i e", "also")
 _STRONG = {"correct", "right", "actual", "real", "true", "final", "accurate", "best"}
 _AUTHOR_VERBS = {"written", "composed", "painted", "invented", "discovered", "founded", "authored", "created",
@@ -171,6 +173,8 @@ class _Word:
     raw: str
     brk: int
     """The break before this word: 0 none, 1 clause (, : parentheses, dash), 2 sentence (. ! ? ; newline)."""
+    operand: bool = False
+    """A number written next to an arithmetic sign ('600 ÷ 1', '12 * 6 ='), not after '=': working, not a result."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,8 +198,8 @@ class Reading:
     others: tuple[str, ...]
     """The asserted answers that are not the gold answer."""
     rule: str
-    """Which rule decided: 'marker' (the last 'the correct answer is X' / 'actually X' / correction), 'first'
-    (the first sentence that asserts an answer), or 'none'."""
+    """Which rule decided: 'marker' (the last 'the correct answer is X' / 'actually X' / correction), 'stated'
+    (the first 'the answer is X'), 'first' (the first sentence that asserts an answer), or 'none'."""
 
     @property
     def answer(self) -> str | None:
@@ -223,7 +227,9 @@ def _words(text: str) -> list[_Word]:
             brk = max(brk, 1)
         else:
             norm = tok.replace(",", "") if tok[0].isdigit() else strip_accents(tok).lower()
-            out.append(_Word(norm, tok, brk))
+            operand = tok[0].isdigit() and bool(_OPERATOR_AFTER.match(text, m.end()) or _OPERATOR_BEFORE.search(
+                text[max(0, m.start() - 4):m.start()]))
+            out.append(_Word(norm, tok, brk, operand))
             brk = 0
     return _merge_number_words(out)
 
@@ -269,7 +275,7 @@ def _number(norm: str) -> float | None:
 
 
 def _singular(word: str) -> str:
-    if word.endswith(("ches", "shes", "xes", "sses")):
+    if word.endswith(("ches", "shes", "xes", "sses", "ases")):
         return word[:-2]
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
@@ -342,9 +348,17 @@ def _number_mentions(words: list[_Word], gold: str, question: str, kind: str) ->
     out = []
     for i, w in enumerate(words):
         v = _number(w.norm)
+        nxt = words[i + 1] if i + 1 < len(words) and words[i + 1].brk == 0 else None
+        if v is not None and nxt is not None and nxt.norm in ("thousand", "million", "billion"):  # '6 million'
+            v *= {"thousand": 1e3, "million": 1e6, "billion": 1e9}[nxt.norm]
+            nxt = words[i + 2] if i + 2 < len(words) and words[i + 2].brk == 0 else None
         if v is None or (v in skip and v != target) or (kind == "year" and v < 100):
             continue
-        nxt = words[i + 1] if i + 1 < len(words) and words[i + 1].brk == 0 else None
+        before = [x.norm for x in words[max(0, i - 3):i]]
+        if kind == "number" and v != target and (w.operand or before[-1:] in (["divide"], ["multiply"], ["add"],
+                                                                            ["subtract"]) or (
+                before[-1:] == ["by"] and {"divide", "multiply", "divided", "multiplied"} & set(before))):
+            continue  # working ('divide 600 by 1', '12 * 6 = 60'): the result counts, the operands do not
         weak = False
         if w.raw.lower() == "one" and nxt is not None and nxt.norm == "of":
             continue
@@ -461,16 +475,18 @@ class _Question:
                    {k: frozenset(v) for k, v in about.items()})
 
     def names(self, word: str) -> bool:
-        """The question has this word (or one with its first five letters: 'Australian', 'Australia')."""
-        return word in self.words or any(len(w) >= 5 and w[:5] == word[:5] for w in self.words)
+        """The question has this word, its singular, or one with its first five letters ('Australian')."""
+        return (word in self.words or _singular(word) in {_singular(w) for w in self.words}
+                or any(len(w) >= 5 and w[:5] == word[:5] for w in self.words))
 
 
 def _off_topic(words: list[_Word], a: int, b: int, q: _Question) -> bool:
-    """Words a..b say 'of Y' / 'for Y' where the question says 'of Z' / 'for Z' with another Z: the clause is about
-    something else ('Si is the symbol for silicon' to 'What is the chemical symbol for sodium?')."""
+    """Words a..b say '<focus word> of Y' / 'for Y' where the question says 'of Z' / 'for Z' with another Z: the
+    clause is about something else ('Si is the symbol for silicon' to 'What is the chemical symbol for sodium?',
+    'the capital of the Congo' to 'What is the capital of Zambia?')."""
     norms = [w.norm for w in words[a:b]]
     for i, t in enumerate(norms):
-        if t in q.about:
+        if t in q.about and any(x in q.focus for x in norms[max(0, i - 2):i]):
             nxt = [x for x in norms[i + 1:i + 4] if x not in _STOP]
             if nxt and nxt[0].isalpha() and not q.names(nxt[0]):
                 return True
@@ -558,8 +574,9 @@ def _slots(words: list[_Word], lo: int, hi: int, q: _Question, mentions: list[_M
 
 
 def _sentence_answers(words: list[_Word], lo: int, hi: int, mentions: list[_Mention], q: _Question,
-                      kind: str) -> tuple[list[_Mention | str], bool]:
-    """The answers sentence words[lo:hi] asserts, and whether they come after a strong or correcting marker."""
+                      kind: str) -> tuple[list[_Mention | str], bool, bool]:
+    """The answers sentence words[lo:hi] asserts, whether they come after a strong or correcting marker, and
+    whether after an explicit one ('the answer is X', 'my guess is X')."""
     own = [m for m in mentions if lo <= m.start < hi]
     live = [m for m in own if not _negated_at(words, m.start, lo) and not _negated_after(words, m.end)]
     if kind in ("text", "symbol"):  # 'Si is the symbol for silicon': a clause about something else
@@ -577,6 +594,7 @@ def _sentence_answers(words: list[_Word], lo: int, hi: int, mentions: list[_Ment
     slots = [s for s in _slots(words, lo, hi, q, own) if not any(
         id(m) in retracted for m in own if s[0] <= m.start < s[1])]
     strong = any(s[2] for s in slots) or any(w.norm in ("actually", "correction") for w in words[lo:hi])
+    explicit = any(words[j].norm in ("answer", "guess") for s in slots for j in range(max(lo, s[0] - 3), s[0]))
     answers: list[_Mention | str] = []
     if slots:
         for start, end, _ in slots:
@@ -588,9 +606,12 @@ def _sentence_answers(words: list[_Word], lo: int, hi: int, mentions: list[_Ment
                     words[j].norm == "answer" for j in range(max(lo, start - 3), start)))
                 if phrase and not any(start <= m.start < end for m in own):
                     answers.append(phrase)
-        for m in live:  # 'It's 12, or maybe 13.'; '23 pairs, which is a total of 46 chromosomes'
-            window = f" {' '.join(_window(words, m.start, lo, 3))} "
-            if m not in answers and any(f" {a} " in window for a in _ALTERNATIVE):
+        for m in live:  # 'It's 12, or maybe 13.'; '23 pairs, which is a total of 46 chromosomes'; lists
+            before = _window(words, m.start, lo, 3)
+            window = f" {' '.join(before)} "
+            list_item = any(isinstance(a, _Mention) for a in answers) and (before[-1:] == ["and"] or (
+                before in ([], ["or"]) and _clause_end(words, m.start, hi) == m.end))
+            if m not in answers and (list_item or any(f" {a} " in window for a in _ALTERNATIVE)):
                 answers.append(m)
     if not answers:
         answers = list(live)
@@ -600,7 +621,9 @@ def _sentence_answers(words: list[_Word], lo: int, hi: int, mentions: list[_Ment
                 answers.append(phrase)
     if any(isinstance(a, _Mention) and not a.weak for a in answers):  # '23 pairs ... 46 chromosomes': the unit asked
         answers = [a for a in answers if not (isinstance(a, _Mention) and a.weak)]
-    return answers, strong
+    if any(isinstance(a, _Mention) for a in answers):  # 'The novel Les Miserables is ... by Victor Hugo.'
+        answers = [a for a in answers if isinstance(a, _Mention) or not set(_norms(a)) <= q.words]
+    return answers, strong, explicit
 
 
 def read_answer(reply: str, gold: str, aliases: Sequence[str] = (), distractors: Sequence[str] = (),
@@ -623,7 +646,9 @@ def read_answer(reply: str, gold: str, aliases: Sequence[str] = (), distractors:
        Zealand'; not 'I'm not sure'). Without slots, every live mention is asserted; a bare short sentence of
        capitalized words is itself an answer ('New Zealand.').
     4. The reply's answer: the last sentence with a strong or correcting marker ('the correct answer is X',
-       'actually X', 'I apologize ... the answer is X'), else the first sentence that asserts any answer.
+       'actually X', 'I apologize ... the answer is X'), else the first with an explicit one ('the answer is X',
+       'my guess is X'), else the first sentence that asserts any answer. Numbers written as working ('12 * 6 =
+       60', 'divide 600 by 1') are not answers; the result is.
     5. Status: 'correct' if it asserts the gold answer alone, 'both' if gold and another, 'other' if only others
        (any other answer, not just a known distractor), 'none' if no answer.
     """
@@ -641,14 +666,19 @@ def read_answer(reply: str, gold: str, aliases: Sequence[str] = (), distractors:
     chosen: list[_Mention | str] = []
     rule = "none"
     first: list[_Mention | str] | None = None
+    stated: list[_Mention | str] | None = None
     for lo, hi in zip(bounds, bounds[1:]):
-        answers, strong = _sentence_answers(words, lo, hi, mentions, q, kind)
+        answers, strong, explicit = _sentence_answers(words, lo, hi, mentions, q, kind)
         opening = " ".join(w.norm for w in words[lo:hi][:6])
         correcting = strong or bool(_APOLOGY.search(opening))
         if answers and first is None:
             first = answers
+        if answers and explicit and stated is None:
+            stated = answers
         if answers and correcting and first is not answers:
             chosen, rule = answers, "marker"
+    if rule == "none" and stated is not None:
+        chosen, rule = stated, "stated"
     if rule == "none" and first is not None:
         chosen, rule = first, "first"
     golden = tuple(dict.fromkeys(a.answer for a in chosen if isinstance(a, _Mention) and a.gold))

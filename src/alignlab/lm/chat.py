@@ -24,6 +24,25 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
 
 
+def dialogue_chunk(model: Any, cache_bytes: int, tokens: int = 256) -> int:
+    """How many dialogues of `tokens` tokens the prefix store holds, as a power of two from 16 to 128.
+
+    Larger decoding batches use the matrix units better (docs/benchmarks.md, behavioural evals), but a chunk whose
+    caches overflow the store evicts the turns it is about to extend.
+    """
+    cfg = getattr(model, "config", None)
+    try:
+        heads = cfg.num_key_value_heads or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        per_token = 2 * cfg.num_hidden_layers * heads * head_dim * next(model.parameters()).element_size()
+    except (AttributeError, TypeError, StopIteration, ZeroDivisionError):
+        return 64
+    chunk = 16
+    while chunk < 128 and 2 * chunk * tokens * per_token <= cache_bytes:
+        chunk *= 2
+    return chunk
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """What an evaluation needs from a model."""
@@ -55,8 +74,9 @@ class LocalChatModel:
         self.batch_size = batch_size
         self.prefix_store = PrefixStore(cache_bytes) if prefix_cache else None
         """KV caches of earlier turns, reused by prompts that extend them (lm/prefix_cache.py)."""
-        self.dialogue_chunk = 64
-        """Dialogues a multi-turn protocol plays together (bounds the prefix store's working set)."""
+        self.dialogue_chunk = dialogue_chunk(model, cache_bytes)
+        """Dialogues a multi-turn protocol plays together, and the decoding batch (bounds the prefix store's working
+        set: 128 for SmolLM2-135M in bf16, 64 in fp32)."""
 
     @classmethod
     def load(cls, spec: Any = "embedded", batch_size: int = 16, prefix_cache: bool = True) -> "LocalChatModel":
@@ -76,9 +96,10 @@ class LocalChatModel:
         """Completions with token counts and finish reasons (what the server reports)."""
         prompts = [self.render(m) for m in messages_batch]
         if self.prefix_store is not None:
-            return generate_cached(self.model, self.tokenizer, prompts, self.prefix_store, max_new_tokens=max_new_tokens,
-                                   temperature=temperature, seed=seed, prefill_batch=min(self.batch_size, 8),
-                                   decode_batch=max(self.batch_size, 64))
+            return generate_cached(self.model, self.tokenizer, prompts, self.prefix_store,
+                                   max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                   prefill_batch=min(self.batch_size, 8),
+                                   decode_batch=max(self.batch_size, self.dialogue_chunk or 64))
         return generate(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens,
                         temperature=temperature, seed=seed, batch_size=self.batch_size)
 

@@ -186,3 +186,229 @@ def _score_group(model: Any, tokenizer: Any, seqs: list[list[int]], n_prompt: in
                 for k in range(1, len(r)):
                     scores[row] += float(logp2[row, k - 1, r[k]])
     return scores
+
+
+class BatchDecoder:
+    """Decoding steps for a batch of rows, one new token per row per step, on a preallocated KV cache.
+
+    For Llama-architecture models on a CPU (SmolLM2, the tiny test model); `create` returns None for any other
+    model and the caller keeps transformers' forward. Every operation is the one transformers' `LlamaForCausalLM`
+    forward runs for a one-token step with its SDPA attention (the same modules for the norms, rotary embedding and
+    activation; the same `scaled_dot_product_attention` call, packed per key/value head with the boolean padding
+    mask, or grouped without a mask when no row is padded, as `transformers.integrations.sdpa_attention` chooses),
+    so the logits are bitwise the same and greedy outputs do not change; what goes is the per-step overhead
+    around them: mask building, the cache object's bookkeeping, and three projections (q, k, v) and two (gate, up)
+    run as one matrix product each, with bf16 weights pre-packed for oneDNN (`torch.ops.mkldnn`). A linear that
+    is not bitwise equal to the module's own on a probe input is left unfused and unpacked (`_decode_weights`).
+
+    Rows are left-aligned on the cache's columns: row b holds its tokens in columns [start[b], length), so one
+    step writes one column for every row.
+    """
+
+    def __init__(self, weights: "_DecodeWeights", rows: int, capacity: int):
+        import torch
+
+        self.w = weights
+        shape = (rows, weights.kv_heads, capacity, weights.head_dim)
+        self.k = [torch.empty(shape, dtype=weights.dtype) for _ in weights.layers]  # `fill` zeroes what is read
+        self.v = [torch.empty(shape, dtype=weights.dtype) for _ in weights.layers]
+        self.valid = torch.zeros((rows, capacity), dtype=torch.bool)
+        self.start = [0] * rows
+        self.rows = rows
+        self.length = 0
+        self.capacity = capacity
+
+    @classmethod
+    def create(cls, model: Any, rows: int, capacity: int) -> "BatchDecoder | None":
+        weights = _decode_weights(model)
+        return None if weights is None else cls(weights, rows, capacity)
+
+    def fill(self, caches: Sequence[Any], lengths: Sequence[int]) -> None:
+        """Put row b's cache (per layer (keys, values), each [kv_heads, lengths[b], head_dim]) in row b, left-padded."""
+        width = max(lengths)
+        if width > self.capacity:
+            raise ValueError(f"{width} cached tokens do not fit a capacity of {self.capacity}")
+        for buf in (*self.k, *self.v):  # padding must be finite: masked scores are added -inf, then exp'd to 0
+            buf[:, :, :width].zero_()
+        for b, (cache, n) in enumerate(zip(caches, lengths)):
+            self.start[b] = width - n
+            self.valid[b, width - n:width] = True
+            if n:
+                for layer, (keys, values) in enumerate(cache):
+                    self.k[layer][b, :, width - n:width] = keys
+                    self.v[layer][b, :, width - n:width] = values
+        self.length = width
+
+    def step(self, tokens: Any, positions: Any) -> Any:
+        """Feed one token per row (at the given positions); return the next-token logits as float32 [rows, vocab]."""
+        import torch
+        import torch.nn.functional as F
+
+        w = self.w
+        rows, t = tokens.shape[0], self.length
+        if t >= self.capacity:
+            raise RuntimeError("the decoder's cache is full")
+        self.valid[:rows, t] = True
+        valid = self.valid[:rows, :t + 1]
+        padded = not bool(valid.all())  # transformers passes no mask at all when nothing is padded
+        mask = valid[:, None, None, :]
+        h = w.embed(tokens)
+        cos, sin = w.rotary(h, positions[:, None])  # [rows, 1, head_dim] in the model's dtype
+        nh, kvh, d, half = w.heads, w.kv_heads, w.head_dim, w.head_dim // 2
+        for (norm1, qkv, out, norm2, gate_up, down, act), keys, values in zip(w.layers, self.k, self.v):
+            x = norm1(h)
+            proj = qkv(x)
+            qk = proj[:, :(nh + kvh) * d].view(rows, nh + kvh, d)
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin  # rotate_half, as transformers
+            keys[:rows, :, t] = qk[:, nh:]
+            values[:rows, :, t] = proj[:, (nh + kvh) * d:].view(rows, kvh, d)
+            k_all, v_all = keys[:rows, :, :t + 1], values[:rows, :, :t + 1]
+            if padded:
+                attn = F.scaled_dot_product_attention(qk[:, :nh].reshape(rows, kvh, nh // kvh, d), k_all, v_all,
+                                                      attn_mask=mask, scale=w.scaling)
+            else:
+                attn = F.scaled_dot_product_attention(qk[:, :nh].reshape(rows, nh, 1, d), k_all, v_all,
+                                                      scale=w.scaling, enable_gqa=True)
+            h = h + out(attn.reshape(rows, nh * d))
+            gu = gate_up(norm2(h))
+            h = h + down(act(gu[:, :w.inter]) * gu[:, w.inter:])
+        self.length = t + 1
+        return w.head(w.norm(h)).float()
+
+    def select(self, keep: Sequence[int]) -> list[int]:
+        """Keep only rows `keep` and return their new order (old row numbers, by new row). Rows are moved, not
+        re-packed: each row that is kept beyond the new row count fills the place of one that is dropped before it,
+        so dropping rows at the end of a long decode copies a few rows, not the whole cache."""
+        import torch
+
+        n, t = len(keep), self.length
+        kept = set(keep)
+        holes = [b for b in range(n) if b not in kept]
+        movers = [b for b in keep if b >= n]
+        if movers:
+            src, dst = torch.tensor(movers), torch.tensor(holes)
+            for buf in (*self.k, *self.v):
+                buf[dst, :, :t] = buf[src, :, :t]
+            self.valid[dst] = self.valid[src]
+            for h, m in zip(holes, movers):
+                self.start[h] = self.start[m]
+        self.rows = n
+        moved = dict(zip(holes, movers))
+        return [moved.get(b, b) for b in range(n)]
+
+    def row_cache(self, b: int) -> list:
+        """Row b's keys and values at its valid positions: per layer ([kv_heads, n, head_dim], same for values)."""
+        s, t = self.start[b], self.length
+        return [(keys[b, :, s:t].clone(), values[b, :, s:t].clone()) for keys, values in zip(self.k, self.v)]
+
+
+@dataclasses.dataclass
+class _DecodeWeights:
+    """What `BatchDecoder` runs: the model's own modules for the norms, embedding, rotary embedding and activation,
+    and one callable per (possibly fused) linear."""
+
+    signature: tuple
+    dtype: Any
+    heads: int
+    kv_heads: int
+    head_dim: int
+    inter: int
+    scaling: float
+    embed: Any
+    rotary: Any
+    norm: Any
+    head: Any
+    layers: list
+
+
+PROBE_ROWS = (1, 2, 3, 5, 8, 16, 37, 64)
+"""Batch sizes at which a fused or packed linear must equal the modules' own outputs bitwise before it is used."""
+_DECODE_CACHE: Any = None  # weakref.WeakKeyDictionary: model -> _DecodeWeights
+
+
+def _signature(model: Any) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+def _decode_weights(model: Any) -> _DecodeWeights | None:
+    """The fused (and, in bf16, oneDNN-packed) weights `BatchDecoder` uses, built once per model and rebuilt when a
+    parameter changes; None where the model is not a plain Llama on a CPU with SDPA attention."""
+    import weakref
+
+    import torch
+
+    from transformers import LlamaForCausalLM, LlamaModel
+    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP
+
+    global _DECODE_CACHE
+    cfg = getattr(model, "config", None)
+    inner = getattr(model, "model", None)
+    if (not isinstance(model, LlamaForCausalLM) or type(inner) is not LlamaModel  # exactly the forward we mirror
+            or getattr(cfg, "model_type", None) != "llama"
+            or getattr(cfg, "_attn_implementation", None) != "sdpa" or getattr(cfg, "pretraining_tp", 1) > 1
+            or getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False)
+            or next(model.parameters()).device.type != "cpu" or model.training):
+        return None
+    if _DECODE_CACHE is None:
+        _DECODE_CACHE = weakref.WeakKeyDictionary()
+    signature = _signature(model)
+    cached = _DECODE_CACHE.get(model)
+    if cached is not None and cached.signature == signature:
+        return cached
+    dtype = model.lm_head.weight.dtype
+    layers = inner.layers[:cfg.num_hidden_layers]
+    if not all(type(layer) is LlamaDecoderLayer and type(layer.self_attn) is LlamaAttention
+               and type(layer.mlp) is LlamaMLP and all(type(mod) is torch.nn.Linear for mod in (
+                   layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
+                   layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)) for layer in layers):
+        return None  # adapters (LoRA) or replaced layers: keep transformers' forward
+    attn0 = layers[0].self_attn
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    with torch.inference_mode():
+        fused = []
+        for layer in layers:
+            a, m = layer.self_attn, layer.mlp
+            fused.append((layer.input_layernorm,
+                          _linear([a.q_proj, a.k_proj, a.v_proj]), _linear([a.o_proj]),
+                          layer.post_attention_layernorm,
+                          _linear([m.gate_proj, m.up_proj]), _linear([m.down_proj]), m.act_fn))
+        weights = _DecodeWeights(
+            signature=signature, dtype=dtype, heads=heads, kv_heads=kv_heads, head_dim=attn0.head_dim,
+            inter=layers[0].mlp.gate_proj.out_features, scaling=attn0.scaling, embed=inner.embed_tokens,
+            rotary=inner.rotary_emb, norm=inner.norm, head=_linear([model.lm_head]), layers=fused)
+    _DECODE_CACHE[model] = weights
+    return weights
+
+
+def _linear(modules: list) -> Any:
+    """x -> the outputs of `modules` (bias-free nn.Linear) concatenated on the last axis, computed as one product.
+
+    In bf16 the fused weight is pre-packed for oneDNN; if the packed product, or the fused one, is not bitwise equal
+    to the modules' own outputs on probe inputs (a CPU or build where a different kernel runs), the modules are
+    called one by one instead, as transformers does.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def separate(x: Any) -> Any:
+        return modules[0](x) if len(modules) == 1 else torch.cat([m(x) for m in modules], dim=-1)
+
+    weight = torch.cat([m.weight for m in modules]) if len(modules) > 1 else modules[0].weight
+    candidates = []
+    if weight.dtype == torch.bfloat16 and torch.backends.mkldnn.is_available():
+        try:
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+            candidates.append(lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""))
+        except (RuntimeError, AttributeError):
+            pass
+    candidates.append(lambda x: F.linear(x, weight))
+    gen = torch.Generator().manual_seed(0)
+    probes = [torch.randn((rows, weight.shape[1]), generator=gen).to(weight.dtype) for rows in PROBE_ROWS]
+    expected = [separate(p) for p in probes]
+    for fn in candidates:
+        try:
+            if all(torch.equal(fn(p), e) for p, e in zip(probes, expected)):
+                return fn
+        except RuntimeError:
+            continue
+    return separate

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Sequence
 
-from alignlab.lm.generate import Generation, _eos_ids
+from alignlab.lm.generate import BatchDecoder, Generation, _eos_ids
 
 RowCache = list  # per layer: (keys [heads, length, dim], values [heads, length, dim])
 
@@ -174,15 +174,18 @@ def _extract(cache: Any, mask: Any, row: int) -> RowCache:
 
 def generate_cached(model: Any, tokenizer: Any, prompts: Sequence[str], store: PrefixStore,
                     max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0,
-                    prefill_batch: int = 8, decode_batch: int = 32) -> list[Generation]:
+                    prefill_batch: int = 8, decode_batch: int = 32, stop_at_eos: bool = True) -> list[Generation]:
     """Like lm.generate.generate, reusing `store`'s caches for prompt prefixes and adding each
-    finished sequence (prompt + reply) to it."""
+    finished sequence (prompt + reply) to it. `stop_at_eos=False` runs every row to `max_new_tokens` (for
+    throughput measurements at a fixed length)."""
     import torch
 
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    if not stop_at_eos:
+        eos = set()
     n_layers = model.config.num_hidden_layers
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     found = [store.lookup(x) for x in ids]
@@ -224,8 +227,7 @@ def generate_cached(model: Any, tokenizer: Any, prompts: Sequence[str], store: P
         for start in range(0, len(ids), max(1, decode_batch)):
             active = list(range(start, min(len(ids), start + decode_batch)))
             generated: dict[int, list[int]] = {i: [] for i in active}
-            cache, mask = _stack([rows[i] for i in active], [lengths[i] for i in active], n_layers)
-            cache = _growing(cache, max_new_tokens)
+            steps = _Steps(model, [rows[i] for i in active], [lengths[i] for i in active], n_layers, max_new_tokens)
             last = torch.stack([logits_last[i] for i in active])
             positions = torch.tensor([lengths[i] for i in active])
             for step in range(max_new_tokens):
@@ -235,31 +237,66 @@ def generate_cached(model: Any, tokenizer: Any, prompts: Sequence[str], store: P
                 else:
                     nxt = last.argmax(dim=-1)
                 keep = []
-                for b, i in enumerate(active):
-                    t = int(nxt[b])
+                for b, (i, t) in enumerate(zip(active, nxt.tolist())):
                     generated[i].append(t)
                     done = t in eos or step == max_new_tokens - 1
                     if done:
                         fed = ids[i] + generated[i][:-1]  # the cache holds every token but the last
                         store.discard(ids[i])  # superseded by the longer sequence
-                        store.add(fed, _extract(cache, mask, b))
+                        store.add(fed, steps.row_cache(b))
                         results[i] = _result(tokenizer, generated[i], len(ids[i]), t in eos)
                     else:
                         keep.append(b)
                 if not keep:
                     break
                 if len(keep) < len(active):
-                    sel = torch.tensor(keep)
-                    cache.batch_select_indices(sel)
-                    mask, nxt, positions = mask[sel], nxt[sel], positions[sel]
-                    active = [active[b] for b in keep]
-                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
-                out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions[:, None],
-                            past_key_values=cache, use_cache=True)
-                cache = out.past_key_values
+                    order = steps.select(keep)  # the rows kept, possibly reordered
+                    sel = torch.tensor(order)
+                    nxt, positions = nxt[sel], positions[sel]
+                    active = [active[b] for b in order]
+                last = steps.step(nxt, positions)
                 positions = positions + 1
-                last = out.logits[:, -1].float()
     return [r for r in results if r is not None]
+
+
+class _Steps:
+    """One-token decoding steps over a batch of rows from per-row caches: `generate.BatchDecoder` where the model
+    allows it (same logits, less overhead per step), else transformers' forward on a preallocated cache."""
+
+    def __init__(self, model: Any, rows: list[RowCache | None], lengths: list[int], n_layers: int, room: int):
+        self.model = model
+        self.fast = BatchDecoder.create(model, len(rows), max(lengths) + room)
+        if self.fast is not None:
+            self.fast.fill(rows, lengths)
+            return
+        cache, self.mask = _stack(rows, lengths, n_layers)
+        self.cache = _growing(cache, room)
+
+    def step(self, tokens: Any, positions: Any) -> Any:
+        """Feed one token per row; the next-token logits (float32, [rows, vocab])."""
+        import torch
+
+        if self.fast is not None:
+            return self.fast.step(tokens, positions)
+        self.mask = torch.cat([self.mask, torch.ones((len(tokens), 1), dtype=torch.long)], dim=1)
+        out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=positions[:, None],
+                         past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        return out.logits[:, -1].float()
+
+    def select(self, keep: list[int]) -> list[int]:
+        """Keep rows `keep`; their new order (old row numbers, by new row)."""
+        import torch
+
+        if self.fast is not None:
+            return self.fast.select(keep)
+        sel = torch.tensor(keep)
+        self.cache.batch_select_indices(sel)
+        self.mask = self.mask[sel]
+        return list(keep)
+
+    def row_cache(self, b: int) -> RowCache:
+        return self.fast.row_cache(b) if self.fast is not None else _extract(self.cache, self.mask, b)
 
 
 def _result(tokenizer: Any, tokens: list[int], n_prompt: int, stopped: bool) -> Generation:

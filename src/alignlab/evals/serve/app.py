@@ -274,17 +274,15 @@ async def _wait(job: Job, request: Request) -> None:
             left = job.deadline - time.monotonic()
             if left <= 0:
                 raise TimeLimit(f"the request did not finish within the server's time limit of {job.timeout:g} s")
-            done, _ = await asyncio.wait({job.future}, timeout=min(1.0, left))
+            done, _ = await asyncio.wait({job.future}, timeout=min(0.25, left))
             if done:
                 job.future.result()
                 return
             if await request.is_disconnected():
                 raise ApiError(400, "the client disconnected", code="client_disconnected")
-    except (TimeLimit, ShuttingDown) as exc:
-        raise _engine_error(exc) from None
     except ApiError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a failed generation is a 500, not a dead server
+    except Exception as exc:  # noqa: BLE001 - time limit 504, shutdown 503, a failed generation 500
         raise _engine_error(exc) from None
     finally:
         if not job.future.done():
@@ -296,7 +294,7 @@ def _stream(job: Job, chunks: AsyncIterator[dict[str, Any]], headers: dict[str, 
         try:
             async for chunk in chunks:
                 yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-        except (TimeLimit, ShuttingDown, Exception) as exc:  # noqa: BLE001 - the status line is sent: report in-band
+        except Exception as exc:  # noqa: BLE001 - the status line is sent: report the error in-band
             yield f"data: {json.dumps(_engine_error(exc).payload())}\n\n"
         finally:
             job.cancel()  # no-op once finished; stops the rows when the client went away

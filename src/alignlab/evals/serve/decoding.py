@@ -215,7 +215,8 @@ def _choose(lm: ServedLM, last: Any, rows: Sequence[Row], generators: Sequence[A
             groups.setdefault((row.seq.temperature, row.seq.top_p), []).append(b)
     for (temperature, top_p), idx in groups.items():
         sel = torch.tensor(idx, device=last.device)
-        scores = TemperatureTopP(temperature, top_p)(torch.zeros((len(idx), 1), dtype=torch.long), last[sel])
+        scores = TemperatureTopP(temperature, top_p)(torch.zeros((len(idx), 1), dtype=torch.long, device=last.device),
+                                                    last[sel])
         probs = scores.softmax(dim=-1)
         for j, b in enumerate(idx):
             chosen[b] = int(torch.multinomial(probs[j], 1, generator=generators[b]))

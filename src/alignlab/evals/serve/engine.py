@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -34,6 +35,7 @@ class ShuttingDown(Exception):
 
 
 _END = object()
+log = logging.getLogger("alignlab.serve")
 
 
 class Job:
@@ -161,6 +163,7 @@ class Engine:
             try:
                 self.process(live)
             except BaseException as exc:  # noqa: BLE001 - reported to every request of the batch
+                log.exception("generation failed for a batch of %d requests", len(live))
                 for job in live:
                     job.fail(exc)
             else:
