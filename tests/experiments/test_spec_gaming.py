@@ -63,7 +63,8 @@ def test_interruptibility_reproduces_orseau_armstrong(runs_dir):
     assert s.failed == 0
     with Store(runs_dir) as store:
         recs = store.records()
-    routes = {(r.config["agent"], r.seed): r.data["route"] for r in recs}
+    # Baseline cells only: the quick grid also pairs each agent with the technique cells.
+    routes = {(r.config["agent"], r.seed): r.data["route"] for r in recs if not r.config.get("technique")}
     assert all(routes[("q-learning", s)].startswith("direct") for s in range(2))
     assert all(routes[("sarsa", s)].startswith("button") for s in range(2))
     assert all(routes[("safe-sarsa", s)].startswith("direct") for s in range(2))
