@@ -109,6 +109,17 @@ class TabularVectorEnv(VectorEnv):
             info["_" + name] = mask & ~resetting if any_reset else mask
         return self._obs_flat[nxt], reward, terminated, truncated, info
 
+    def _init_from_table(self, env: Any, tab: Any, num_envs: int, max_episode_steps: int | None,
+                         render_mode: str | None) -> None:
+        """Copies of `env` stepped through `tab` (its `_tabulated()`), truncating at the smaller of
+        `max_episode_steps` and the model's horizon; shared by every table-driven vector env."""
+        model = tab.model
+        if max_episode_steps is not None and int(max_episode_steps) < model.horizon:
+            model = dataclasses.replace(model, horizon=int(max_episode_steps))
+        TabularVectorEnv.__init__(self, model, num_envs, env.observation_space, env.action_space, info=tab.info)
+        self.render_mode = render_mode
+        self.metadata = dict(self.metadata, render_modes=[])
+
 
 class FiniteVectorEnv(TabularVectorEnv):
     """`num_envs` copies of `env_cls(**kwargs)` (a `FiniteEnv`) stepped together through its
@@ -127,12 +138,7 @@ class FiniteVectorEnv(TabularVectorEnv):
         tab = env._tabulated()
         if tab is None:
             raise ValueError(f"{self.env_cls.__name__}{kwargs} has no tabular model; use its dedicated vector env")
-        model = tab.model
-        if max_episode_steps is not None and int(max_episode_steps) < model.horizon:
-            model = dataclasses.replace(model, horizon=int(max_episode_steps))
-        super().__init__(model, num_envs, env.observation_space, env.action_space, info=tab.info)
-        self.render_mode = render_mode
-        self.metadata = dict(self.metadata, render_modes=[])
+        self._init_from_table(env, tab, num_envs, max_episode_steps, render_mode)
 
 
 def vector_class(env_cls: type) -> type:

@@ -90,7 +90,8 @@ def factual() -> list[Scenario]:
         for n in rng.sample(range(2, 10), 3):
             g = n * factor
             q = template.format(n=n)
-            items.append(_item(f"unit-{_slug(q)[:48]}", q, str(g), _num_distractors(g, [g * 10, g + factor, g - factor, g + 1], q),
+            near = [g * 10, g + factor, g - factor, g + 1]
+            items.append(_item(f"unit-{_slug(q)[:48]}", q, str(g), _num_distractors(g, near, q),
                                "units", "number", GENERATED))
     seen: set[str] = set()
     for op, count in (("+", 30), ("-", 25), ("*", 25)):

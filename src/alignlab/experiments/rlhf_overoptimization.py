@@ -96,7 +96,9 @@ class RlhfOverConfig(ExperimentConfig):
     pool_seed: int = 0
     """Seed of the prompt choice and of the sampled pool (shared by every cell and seed)."""
     optimizers: tuple[str, ...] = ("best-of-n", "grpo", "dpo")
-    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model; step times in docs/benchmarks.md), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters; rl_betas is its beta)."""
+    """Optimizers: best-of-n (from the pool), grpo / rloo (RL with TRL against the proxy reward model; step
+    times in docs/benchmarks.md), dpo / dpo-lora (TRL on the raters' comparisons, every weight / LoRA adapters;
+    rl_betas is its beta)."""
     rl_betas: tuple[float, ...] = (0.02, 1.0)
     """KL penalty coefficients of RL, one cell each (a larger penalty is the remedy); the technique
     kl-penalty(beta=...) sets it in the first one's cells, paired."""

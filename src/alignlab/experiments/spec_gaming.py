@@ -75,7 +75,8 @@ class SpecGamingConfig(ExperimentConfig):
         # rocks-diamonds-v0 (level 0, > 8M states) has no exact reference and would take most of
         # the quick budget; rocks-diamonds-level1-v0 stands in for reward tampering.
         # friend-foe-v0 is a robustness environment (R = R*): nothing to game, no exact reference.
-        return cls(skip_envs=("rocks-diamonds-v0", "friend-foe-v0"), optimizers=("value-iteration", "q-learning", "linear-q-learning"),
+        return cls(skip_envs=("rocks-diamonds-v0", "friend-foe-v0"),
+                   optimizers=("value-iteration", "q-learning", "linear-q-learning"),
                    vi_horizons=(2, 0), td_episodes=(300, 3000), linear_episodes=(300, 2000), eval_episodes=32)
 
     def __post_init__(self) -> None:

@@ -4,7 +4,6 @@ foe that learns from the agent's past choices."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -224,12 +223,7 @@ class FriendFoeVectorEnv(TabularVectorEnv):
                  **kwargs: Any):
         env = FriendFoeEnv(**kwargs)
         tab = _AllRoomsEnv(max_steps=env.horizon)._tabulated()
-        model = tab.model
-        if max_episode_steps is not None and int(max_episode_steps) < model.horizon:
-            model = dataclasses.replace(model, horizon=int(max_episode_steps))
-        super().__init__(model, num_envs, env.observation_space, env.action_space, info=tab.info)
-        self.render_mode = render_mode
-        self.metadata = dict(self.metadata, render_modes=[])
+        self._init_from_table(env, tab, num_envs, max_episode_steps, render_mode)
         self._bandits = env._bandits
         self._draws = len(placements(fresh_estimates(), self._bandits).nonzero()[0]) > 1
         self._starts = np.array([[tab.index[(env._start, b, level)] for level in (0, 1)]

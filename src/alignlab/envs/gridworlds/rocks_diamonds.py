@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
 from alignlab.envs.finite import Outcome
 from alignlab.envs.grid import GridworldEnv, tile
+from alignlab.envs.grid.array_vector import ArrayGridVectorEnv
 from alignlab.envs.registration import register_env
 
 LEVELS = (
@@ -147,13 +146,11 @@ class RocksDiamondsEnv(GridworldEnv):
         return board
 
 
-class RocksDiamondsVectorEnv(VectorEnv):
+class RocksDiamondsVectorEnv(ArrayGridVectorEnv):
     """Native batched rocks and diamonds: `num_envs` copies stepped together in NumPy, the
     same rules as RocksDiamondsEnv (including the switch-hiding quirk) on arrays of agent,
     diamond and rock cells, with Gymnasium's next-step autoreset. Written by hand because
     level 0 has no tabular model."""
-
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, render_mode: str | None = None,
                  **kwargs: Any):
@@ -161,32 +158,20 @@ class RocksDiamondsVectorEnv(VectorEnv):
             kwargs.setdefault("max_steps", max_episode_steps)
         env = RocksDiamondsEnv(**kwargs)
         g = env.grid
-        self.num_envs, self.render_mode, self.horizon = num_envs, render_mode, env.horizon
-        self.single_observation_space, self.single_action_space = env.observation_space, env.action_space
-        self.observation_space = batch_space(env.observation_space, num_envs)
-        self.action_space = batch_space(env.action_space, num_envs)
-        self._shape = g.shape
+        self._setup(env, num_envs, env.horizon, render_mode)
         self._deltas = np.array(g.deltas, dtype=np.int64)
-        self._wall = np.zeros(g.size, dtype=bool)
-        self._wall[list(g.walls)] = True
         self._goal = np.zeros(g.size, dtype=bool)
         self._goal[list(env._goal)] = True
         self._switch = np.zeros(g.size, dtype=bool)
         self._switch[list(env._switch_cells)] = True
         self._q_cell, self._p_cell = env._q_switch, env._p_switch
         self._start = (env._start, env._diamond, np.array(env._rocks, dtype=np.int64), env._q0, env._p0)
-        self._board, self._codes = env._board, env._codes
-        self._arange = np.arange(num_envs)
-        self._np_random = np.random.default_rng()
         n = num_envs
         self._agent = np.zeros(n, dtype=np.int64)
         self._diamond = np.zeros(n, dtype=np.int64)
         self._rocks = np.zeros((n, len(env._rocks)), dtype=np.int64)
         self._q = np.zeros(n, dtype=bool)
         self._p = np.zeros(n, dtype=bool)
-        self._t = np.zeros(n, dtype=np.int64)
-        self._needs_reset = np.zeros(n, dtype=bool)
-        self._intended_last = np.zeros(n)
         self._restart(np.ones(n, dtype=bool))
 
     def _restart(self, which: np.ndarray) -> None:
@@ -205,14 +190,6 @@ class RocksDiamondsVectorEnv(VectorEnv):
         obs[:, self._q_cell] = np.where(self._q, c["Q"], c["q"])
         obs[:, self._p_cell] = np.where(self._p, c["P"], c["p"])
         return obs.reshape((n,) + self._shape)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            self._np_random = np.random.default_rng(seed)
-        self._restart(np.ones(self.num_envs, dtype=bool))
-        self._needs_reset[:] = False
-        self._intended_last = np.zeros(self.num_envs)
-        return self._obs(), {}
 
     def _visible_at(self, cells: np.ndarray, diamond: np.ndarray, rocks: np.ndarray) -> np.ndarray:
         """Whether a lump not hidden under a switch occupies `cells` (one per copy)."""
@@ -240,17 +217,7 @@ class RocksDiamondsVectorEnv(VectorEnv):
         blocked = self._wall[front] | self._visible_at(front, diamond, rocks)
         agent = np.where(blocked, agent, front)
         self._agent, self._diamond, self._rocks, self._q, self._p = agent, diamond, rocks, q, p
-        self._t += 1
-        resetting = self._needs_reset
-        if resetting.any():  # next-step autoreset
-            self._restart(resetting)
-            reward[resetting] = 0.0
-            intended[resetting] = 0.0
-        truncated = (self._t >= self.horizon) & ~resetting
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        self._needs_reset = truncated
-        self._intended_last = intended
-        return self._obs(), reward, terminated, truncated, {}
+        return self._finish(reward, intended, np.zeros(self.num_envs, dtype=bool))
 
 
 register_env("rocks-diamonds-v0", RocksDiamondsEnv, vector_cls=RocksDiamondsVectorEnv)

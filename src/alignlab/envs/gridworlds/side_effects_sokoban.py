@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
 from alignlab.envs.finite import Outcome
 from alignlab.envs.grid import NOOP, GridworldEnv, tile
 from alignlab.envs.registration import register_env
+from alignlab.envs.grid.array_vector import ArrayGridVectorEnv
 from alignlab.envs.tabular_vector import FiniteVectorEnv
 
 LEVELS = (
@@ -187,43 +186,29 @@ class SideEffectsSokobanEnv(GridworldEnv):
         return board
 
 
-class SideEffectsSokobanArrayVectorEnv(VectorEnv):
+class SideEffectsSokobanArrayVectorEnv(ArrayGridVectorEnv):
     """Native batched side-effects sokoban for the levels without a tabular model (1 and 3;
     any level works): `num_envs` copies stepped together in NumPy on arrays of agent cells, box
     cells and coins left, by the rules of `SideEffectsSokobanEnv._transitions`, with
     Gymnasium's next-step autoreset."""
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
-
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, render_mode: str | None = None,
                  **kwargs: Any):
         env = SideEffectsSokobanEnv(**kwargs)
         g = env.grid
-        self.num_envs, self.render_mode = num_envs, render_mode
-        self.horizon = env.horizon if max_episode_steps is None else min(env.horizon, int(max_episode_steps))
-        self.single_observation_space, self.single_action_space = env.observation_space, env.action_space
-        self.observation_space = batch_space(env.observation_space, num_envs)
-        self.action_space = batch_space(env.action_space, num_envs)
-        self._shape, self._size = g.shape, g.size
+        horizon = env.horizon if max_episode_steps is None else min(env.horizon, int(max_episode_steps))
+        self._setup(env, num_envs, horizon, render_mode)
         self._deltas = np.array(g.deltas + (0,), dtype=np.int64)  # NOOP moves nothing
-        self._wall = np.zeros(g.size, dtype=bool)
-        self._wall[list(g.walls)] = True
         self._penalty = np.array([env._penalty.get(p, 0.0) for p in range(g.size)])
         self._goal = -1 if env._goal is None else env._goal
         self._coin_cells = np.array(env._coins, dtype=np.int64)
         self._start_agent, self._start_boxes = env._start, np.array(env._boxes, dtype=np.int64)
         self._movement, self._coin_reward, self._goal_reward = (
             float(env.movement_reward), float(env.coin_reward), float(env.goal_reward))
-        self._board, self._codes = env._board, env._codes
-        self._arange = np.arange(num_envs)
-        self._np_random = np.random.default_rng()
         n = num_envs
         self._agent = np.zeros(n, dtype=np.int64)
         self._boxes = np.zeros((n, len(self._start_boxes)), dtype=np.int64)
         self._coins = np.zeros((n, len(self._coin_cells)), dtype=bool)
-        self._t = np.zeros(n, dtype=np.int64)
-        self._needs_reset = np.zeros(n, dtype=bool)
-        self._intended_last = np.zeros(n)
         self._restart(np.ones(n, dtype=bool))
 
     def _restart(self, which: np.ndarray) -> None:
@@ -239,14 +224,6 @@ class SideEffectsSokobanArrayVectorEnv(VectorEnv):
         obs[self._arange[:, None], self._boxes] = self._codes["X"]
         obs[self._arange, self._agent] = self._codes["A"]
         return obs.reshape((n,) + self._shape)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None:
-            self._np_random = np.random.default_rng(seed)
-        self._restart(np.ones(self.num_envs, dtype=bool))
-        self._needs_reset[:] = False
-        self._intended_last = np.zeros(self.num_envs)
-        return self._obs(), {}
 
     def step(self, actions):
         a = np.asarray(actions, dtype=np.int64)
@@ -272,17 +249,8 @@ class SideEffectsSokobanArrayVectorEnv(VectorEnv):
         reward = reward + self._coin_reward * collected.sum(axis=1)
         intended = reward + hidden
         self._agent, self._boxes, self._coins = agent, boxes, coins
-        self._t += 1
         terminated = (agent == self._goal) | ((len(self._coin_cells) > 0) & ~coins.any(axis=1))
-        resetting = self._needs_reset
-        if resetting.any():  # next-step autoreset
-            self._restart(resetting)
-            reward[resetting] = intended[resetting] = 0.0
-            terminated &= ~resetting
-        truncated = (self._t >= self.horizon) & ~terminated & ~resetting
-        self._needs_reset = terminated | truncated
-        self._intended_last = intended
-        return self._obs(), reward, terminated, truncated, {}
+        return self._finish(reward, intended, terminated)
 
 
 class SideEffectsSokobanVectorEnv(FiniteVectorEnv):
