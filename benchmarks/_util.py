@@ -31,3 +31,20 @@ def figure(name: str, value: float, unit: str, anchor_name: str, anchor: float, 
     print(f"{name:<44} {value:>12.2f} {unit:<8} anchor {anchor_name} = {anchor:g} {unit}; "
           f"ratio {ratio:.3f} [{'ok' if ok else 'MISSED'}]", flush=True)
     return ok
+
+
+FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine_line(cores: list[int], threads: int) -> str:
+    """One line: the CPU, the flags that decide speed and dtype, the cores and threads of the arms, the load."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+        flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    except OSError:
+        model, flags = "?", set()
+    have = [f for f in FLAGS_OF_INTEREST if f in flags]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"machine: {model}; flags {' '.join(have) or 'none of ' + ' '.join(FLAGS_OF_INTEREST)}; "
+            f"{os.cpu_count()} logical CPUs; every arm on core(s) {cores} with {threads} thread(s); load {load}")

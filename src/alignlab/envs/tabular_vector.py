@@ -53,6 +53,10 @@ class TabularVectorEnv(VectorEnv):
         self._cum_flat = np.ascontiguousarray(self._cum.reshape(S * A, K))
         self._obs_flat = np.ascontiguousarray(model.obs)
         self._info_flat = {name: (v.reshape(S * A, K), p.reshape(S * A, K)) for name, (v, p) in (info or {}).items()}
+        if self._deterministic:  # one successor: 1-D tables, gathered by plain 1-D indexing (the fast path)
+            self._next1, self._spec1, self._int1 = (t[:, 0].copy() for t in (self._next_flat, self._spec_flat,
+                                                                             self._int_flat))
+            self._info1 = {name: (v[:, 0].copy(), p[:, 0].copy()) for name, (v, p) in self._info_flat.items()}
         self._state = np.zeros(num_envs, dtype=np.int64)
         self._t = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
@@ -72,20 +76,20 @@ class TabularVectorEnv(VectorEnv):
         self._t[:] = 0
         self._needs_reset[:] = False
         self._intended_last = np.zeros(self.num_envs)
-        return self.model.obs[self._state], {}
+        return np.take(self._obs_flat, self._state, axis=0), {}
 
     def step(self, actions):
         a = np.asarray(actions, dtype=np.int64)
         idx = self._state * self._A + a
         if self._deterministic:
-            k = 0
+            nxt, reward, intended = self._next1[idx], self._spec1[idx], self._int1[idx]
+            infos = {name: (v[idx], p[idx]) for name, (v, p) in self._info1.items()}
         else:
             u = self._np_random.random(self.num_envs)
             k = (u[:, None] >= self._cum_flat[idx]).sum(axis=1)
             np.minimum(k, self._K - 1, out=k)
-        nxt = self._next_flat[idx, k]
-        reward = self._spec_flat[idx, k]
-        intended = self._int_flat[idx, k]
+            nxt, reward, intended = self._next_flat[idx, k], self._spec_flat[idx, k], self._int_flat[idx, k]
+            infos = {name: (v[idx, k], p[idx, k]) for name, (v, p) in self._info_flat.items()}
         t = self._t + 1
         resetting = self._needs_reset
         any_reset = bool(resetting.any())
@@ -103,11 +107,11 @@ class TabularVectorEnv(VectorEnv):
         self._needs_reset = terminated | truncated
         self._intended_last = intended
         info: dict[str, Any] = {}
-        for name, (values, present) in self._info_flat.items():
-            mask = present[idx, k]
-            info[name] = values[idx, k]
+        for name, (values, mask) in infos.items():
+            info[name] = values
             info["_" + name] = mask & ~resetting if any_reset else mask
-        return self._obs_flat[nxt], reward, terminated, truncated, info
+        # np.take gathers whole observation rows several times faster than fancy indexing (NumPy 2)
+        return np.take(self._obs_flat, nxt, axis=0), reward, terminated, truncated, info
 
     def _init_from_table(self, env: Any, tab: Any, num_envs: int, max_episode_steps: int | None,
                          render_mode: str | None) -> None:
