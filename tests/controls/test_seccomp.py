@@ -97,3 +97,44 @@ def test_filter_applied_to_a_process_blocks_the_escape_syscalls(tmp_path):
 
 def test_install_needs_nothing_but_ctypes():
     assert ctypes.sizeof(seccomp_bpf._SockFprog) in (8, 16)
+
+
+def simulate(prog: bytes, nr: int, arch: int, args=(0,) * 6) -> int:
+    """Run a classic-BPF filter on one seccomp_data (the four opcodes seccomp_bpf emits): the action returned."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *(tuple(args) + (0,) * 6)[:6])
+    ins = [struct.unpack("=HBBI", prog[i:i + 8]) for i in range(0, len(prog), 8)]
+    pc = acc = 0
+    while True:
+        code, jt, jf, k = ins[pc]
+        if code == seccomp_bpf.BPF_RET_K:
+            return k
+        if code == seccomp_bpf.BPF_LD_W_ABS:
+            acc, pc = struct.unpack_from("=I", data, k)[0], pc + 1
+            continue
+        taken = {seccomp_bpf.BPF_JEQ_K: acc == k, seccomp_bpf.BPF_JGE_K: acc >= k,
+                 seccomp_bpf.BPF_JSET_K: bool(acc & k)}[code]
+        pc += 1 + (jt if taken else jf)
+
+
+@pytest.mark.parametrize("arch", sorted(seccomp_bpf.ARCHES))
+def test_argument_rules_and_exec_notify_filter_decide_as_documented(arch):
+    t = seccomp_bpf.ARCHES[arch]
+    nr, aa = t["nr"], t["audit_arch"]
+    errno_ = seccomp_bpf.SECCOMP_RET_ERRNO
+    prog = seccomp_bpf.build(arch)
+    assert simulate(prog, nr["clone"], aa, (0x10000000 | 17,)) == errno_ | 1
+    assert simulate(prog, nr["clone"], aa, (17,)) == seccomp_bpf.SECCOMP_RET_ALLOW
+    assert simulate(prog, nr["socket"], aa, (40,)) == errno_ | 97  # AF_VSOCK
+    assert simulate(prog, nr["socket"], aa, (10,)) == seccomp_bpf.SECCOMP_RET_ALLOW
+    assert simulate(prog, nr["ioctl"], aa, (1, 0x5412)) == errno_ | 1  # TIOCSTI
+    assert simulate(prog, nr["ioctl"], aa, (1, 0x5401)) == seccomp_bpf.SECCOMP_RET_ALLOW
+    assert simulate(prog, nr["clone3"], aa) == errno_ | 38
+    assert simulate(prog, nr["keyctl"], aa) == errno_ | 1
+    assert simulate(prog, nr["keyctl"], aa ^ 1) == seccomp_bpf.SECCOMP_RET_KILL_PROCESS
+    notify = seccomp_bpf.build_exec_notify(arch)
+    for name in ("execve", "execveat"):
+        assert simulate(notify, nr[name], aa) == seccomp_bpf.SECCOMP_RET_USER_NOTIF
+    assert simulate(notify, nr["clone"], aa) == seccomp_bpf.SECCOMP_RET_ALLOW
+    assert simulate(notify, nr["execve"], aa ^ 1) == seccomp_bpf.SECCOMP_RET_KILL_PROCESS
+    if t["x32"]:
+        assert simulate(notify, 0x40000000 | 520, aa) == errno_ | 1  # x32 execve

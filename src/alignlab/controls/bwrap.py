@@ -34,14 +34,18 @@ over it, inside the sandbox only (the host tree is not changed).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pwd
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+
+from alignlab.controls import exec_supervisor, seccomp_bpf
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime",
@@ -153,8 +157,12 @@ class Plan:
     fds: list[int] = field(default_factory=list)
     isolation: dict = field(default_factory=dict)
     tempdir: str | None = None
+    supervisor: object | None = None  # exec_supervisor.Supervisor: answers the sandbox's execs during the run
 
     def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         for fd in self.fds:
             try:
                 os.close(fd)
@@ -269,6 +277,8 @@ def build(*, workspace: str, network: bool, confine: bool, expose: list[str], re
             a += opts
         a += ["--remount-ro", "/"]
     a += ["--chdir", workspace]
+    exec_info, landlock_info = _supervise(plan, workspace=workspace, network=network, confine=confine,
+                                          expose=expose, seccomp=seccomp)
 
     plan.isolation = {
         "engine": "bwrap", "network": network, "filesystem": confine, "pid_namespace": True, "userns": True,
@@ -278,5 +288,44 @@ def build(*, workspace: str, network: bool, confine: bool, expose: list[str], re
         "masked": {"hard_links_to_outside": [os.path.relpath(p, workspace) for p in masked_links][:50],
                    "unix_sockets": [os.path.relpath(p, workspace) for p in masked_sockets][:50],
                    "count": len(masked_links) + len(masked_sockets)},
+        "exec": exec_info, "landlock": landlock_info,
     }
+    if plan.supervisor is not None:
+        plan.supervisor.start()
     return plan
+
+
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx")
+DEVICE_DIRS = ("/dev/pts", "/dev/shm")
+
+
+def _supervise(plan: Plan, *, workspace: str, network: bool, confine: bool, expose: list[str],
+               seccomp: bytes | None) -> tuple[dict, dict]:
+    """The sandbox's inner stage (_sandbox_init.py): its settings (`--setenv`), the exec supervisor's socket.
+
+    Every exec inside is checked by exec_supervisor.py (against the policy in force, exec_supervisor.enforcing;
+    recorded and allowed where none is); Landlock confines writes to the workspace and /tmp, reads to what is
+    bound here (confined filesystem), and refuses TCP (isolated network). Returns the "exec" and "landlock"
+    records, filled in by the supervisor during the run.
+    """
+    if seccomp is None:  # no seccomp table for this machine: no exec filter either
+        return ({"supervisor": "none", "reason": "no seccomp filter for this architecture"},
+                {"applied": False, "reason": "no sandbox inner stage without a seccomp filter"})
+    arch = seccomp_bpf.native_arch()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs_fd = theirs.detach()
+    os.set_inheritable(theirs_fd, True)
+    plan.fds.append(theirs_fd)
+    sup = exec_supervisor.Supervisor(ours, exec_supervisor.rules_for(exec_supervisor.current(), workspace), arch)
+    plan.supervisor = sup
+    reads = None
+    if confine:
+        reads = [*SYSTEM_DIRS, *ETC_FILES, *(f"/etc/{n}" for n in ("passwd", "group", "hosts", "hostname")),
+                 *expose, "/dev", "/proc"]
+    landlock = {"write": [workspace, "/tmp", *DEVICE_DIRS] if confine else [], "read": reads,
+                "devices": list(DEVICES), "deny_tcp": network, "filesystem": confine,
+                "listable": ["/"] if confine else []}
+    cfg = {"notify_fd": theirs_fd, "filter": seccomp_bpf.build_exec_notify(arch).hex(),
+           "nr_seccomp": seccomp_bpf.ARCHES[arch]["nr"]["seccomp"], "landlock": landlock}
+    plan.args += ["--setenv", "ALIGNLAB_SANDBOX_INIT", json.dumps(cfg)]
+    return sup.record, sup.landlock

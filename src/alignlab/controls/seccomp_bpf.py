@@ -26,7 +26,6 @@ headers by tests/controls/test_seccomp.py where the headers are installed.
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 import struct
 
@@ -39,6 +38,7 @@ BPF_RET_K = 0x06 | 0x00  # BPF_RET | BPF_K
 
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 
 # struct seccomp_data { int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6]; }
@@ -67,39 +67,44 @@ BLOCKED = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "pr
            "quotactl_fd", "syslog", "sethostname", "setdomainname", "vhangup", "lookup_dcookie",
            "iopl", "ioperm", "uselib")
 
-# Per architecture: the AUDIT_ARCH_* value (linux/audit.h) and syscall numbers (asm/unistd*.h).
+# Per architecture: the AUDIT_ARCH_* value (linux/audit.h) and syscall numbers (asm/unistd*.h). Calls added since
+# Linux 5.1 have one number on every architecture (asm-generic numbering), so they are written once.
+_GENERIC = {"pidfd_getfd": 438, "process_madvise": 440, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+            "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442, "open_tree_attr": 467,
+            "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "quotactl_fd": 443, "clone3": 435}
 ARCHES = {
     "x86_64": {
         "audit_arch": 0xC000003E, "x32": True,
-        "nr": {"ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
-               "process_madvise": 440, "kcmp": 312, "keyctl": 250, "add_key": 248, "request_key": 249,
-               "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "open_tree": 428, "move_mount": 429,
-               "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-               "open_tree_attr": 467, "unshare": 272, "setns": 308, "kexec_load": 246, "kexec_file_load": 320,
+        "nr": {**_GENERIC, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312,
+               "keyctl": 250, "add_key": 248, "request_key": 249, "mount": 165, "umount2": 166, "pivot_root": 155,
+               "chroot": 161, "unshare": 272, "setns": 308, "kexec_load": 246, "kexec_file_load": 320,
                "init_module": 175, "finit_module": 313, "delete_module": 176, "bpf": 321, "perf_event_open": 298,
-               "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-               "open_by_handle_at": 304, "name_to_handle_at": 303, "swapon": 167, "swapoff": 168, "reboot": 169,
-               "acct": 163, "quotactl": 179, "quotactl_fd": 443, "syslog": 103, "sethostname": 170,
-               "setdomainname": 171, "vhangup": 153, "lookup_dcookie": 212, "iopl": 172, "ioperm": 173,
-               "uselib": 134,
-               "clone": 56, "clone3": 435, "socket": 41, "ioctl": 16},
+               "userfaultfd": 323, "open_by_handle_at": 304, "name_to_handle_at": 303, "swapon": 167, "swapoff": 168,
+               "reboot": 169, "acct": 163, "quotactl": 179, "syslog": 103, "sethostname": 170, "setdomainname": 171,
+               "vhangup": 153, "lookup_dcookie": 212, "iopl": 172, "ioperm": 173, "uselib": 134,
+               "clone": 56, "socket": 41, "ioctl": 16, "execve": 59, "execveat": 322, "seccomp": 317},
     },
     "aarch64": {
         "audit_arch": 0xC00000B7, "x32": False,
-        "nr": {"ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
-               "process_madvise": 440, "kcmp": 272, "keyctl": 219, "add_key": 217, "request_key": 218,
-               "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "open_tree": 428, "move_mount": 429,
-               "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-               "open_tree_attr": 467, "unshare": 97, "setns": 268, "kexec_load": 104, "kexec_file_load": 294,
+        "nr": {**_GENERIC, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "kcmp": 272,
+               "keyctl": 219, "add_key": 217, "request_key": 218, "mount": 40, "umount2": 39, "pivot_root": 41,
+               "chroot": 51, "unshare": 97, "setns": 268, "kexec_load": 104, "kexec_file_load": 294,
                "init_module": 105, "finit_module": 273, "delete_module": 106, "bpf": 280, "perf_event_open": 241,
-               "userfaultfd": 282, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-               "open_by_handle_at": 265, "name_to_handle_at": 264, "swapon": 224, "swapoff": 225, "reboot": 142,
-               "acct": 89, "quotactl": 60, "quotactl_fd": 443, "syslog": 116, "sethostname": 161,
-               "setdomainname": 162, "vhangup": 58, "lookup_dcookie": 18,
-               "clone": 220, "clone3": 435, "socket": 198, "ioctl": 29},
+               "userfaultfd": 282, "open_by_handle_at": 265, "name_to_handle_at": 264, "swapon": 224, "swapoff": 225,
+               "reboot": 142, "acct": 89, "quotactl": 60, "syslog": 116, "sethostname": 161, "setdomainname": 162,
+               "vhangup": 58, "lookup_dcookie": 18,
+               "clone": 220, "socket": 198, "ioctl": 29, "execve": 221, "execveat": 281, "seccomp": 277},
     },
 }
 ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+# Calls refused by one argument (the low 32 bits of args[i]): (call, i, test, values, errno). "any-bit": any of the
+# bits set; "in": equal to one of the values; "not-in": equal to none of them.
+ARG_RULES = (
+    ("clone", 0, "any-bit", (CLONE_NS_FLAGS,), EPERM),
+    ("socket", 0, "not-in", ALLOWED_FAMILIES, EAFNOSUPPORT),
+    ("ioctl", 1, "in", (TIOCSTI, TIOCLINUX), EPERM),
+)
 
 
 class Unsupported(Exception):
@@ -111,83 +116,106 @@ def native_arch() -> str:
     return ARCH_ALIASES.get(m, m)
 
 
-def _ins(code: int, jt: int, jf: int, k: int) -> tuple[int, int, int, int]:
-    return (code, jt, jf, k)
+class _Asm:
+    """A classic-BPF program with symbolic jump targets (labels), resolved to relative offsets by `bytes()`."""
+
+    def __init__(self):
+        self.prog: list[tuple] = []  # (code, jt label | int, jf label | int, k)
+        self.labels: dict[str, int] = {}
+
+    def emit(self, code: int, k: int, jt: int | str = 0, jf: int | str = 0) -> None:
+        self.prog.append((code, jt, jf, k))
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.prog)
+
+    def ret(self, action: int) -> None:
+        self.emit(BPF_RET_K, action)
+
+    def __bytes__(self) -> bytes:
+        out = []
+        for i, (code, jt, jf, k) in enumerate(self.prog):
+            jt = self.labels[jt] - i - 1 if isinstance(jt, str) else jt
+            jf = self.labels[jf] - i - 1 if isinstance(jf, str) else jf
+            if not (0 <= jt <= 255 and 0 <= jf <= 255):
+                raise AssertionError("seccomp program jump out of range")
+            out.append(struct.pack("=HBBI", code, jt, jf, k))
+        return b"".join(out)
 
 
-def build(arch: str | None = None) -> bytes:
-    """The filter as bytes: an array of `struct sock_filter {u16 code; u8 jt; u8 jf; u32 k;}`."""
+def _table(arch: str | None) -> dict:
     arch = arch or native_arch()
     table = ARCHES.get(arch)
     if table is None or struct.pack("=H", 1) != b"\x01\x00":
         raise Unsupported(f"no seccomp table for architecture {arch!r}")
-    nr = table["nr"]
-    blocked = [nr[name] for name in BLOCKED if name in nr]
+    return table
 
-    def errno(e: int) -> int:
-        return SECCOMP_RET_ERRNO | e
 
-    # Assembled with symbolic jump targets, resolved to relative offsets below.
-    prog: list[tuple] = []  # (code, jt_label | int, jf_label | int, k)
-    labels: dict[str, int] = {}
-
-    def emit(code, k, jt=0, jf=0):
-        prog.append((code, jt, jf, k))
-
-    def label(name):
-        labels[name] = len(prog)
-
-    emit(BPF_LD_W_ABS, OFF_ARCH)
-    emit(BPF_JEQ_K, table["audit_arch"], 0, "kill")
-    emit(BPF_LD_W_ABS, OFF_NR)
+def _prologue(asm: _Asm, table: dict) -> None:
+    """Kill a foreign architecture, load the call number, refuse every x32 call (x86-64)."""
+    asm.emit(BPF_LD_W_ABS, OFF_ARCH)
+    asm.emit(BPF_JEQ_K, table["audit_arch"], 0, "kill")
+    asm.emit(BPF_LD_W_ABS, OFF_NR)
     if table["x32"]:
-        emit(BPF_JGE_K, X32_SYSCALL_BIT, "eperm", 0)
-    for n in blocked:
-        emit(BPF_JEQ_K, n, "eperm", 0)
-    emit(BPF_JEQ_K, nr["clone3"], "enosys", 0)
-    emit(BPF_JEQ_K, nr["clone"], "clone", 0)
-    emit(BPF_JEQ_K, nr["socket"], "socket", 0)
-    emit(BPF_JEQ_K, nr["ioctl"], "ioctl", 0)
-    emit(BPF_RET_K, SECCOMP_RET_ALLOW)
-    label("clone")
-    emit(BPF_LD_W_ABS, off_arg_low(0))
-    emit(BPF_JSET_K, CLONE_NS_FLAGS, "eperm", 0)
-    emit(BPF_RET_K, SECCOMP_RET_ALLOW)
-    label("socket")
-    emit(BPF_LD_W_ABS, off_arg_low(0))
-    for fam in ALLOWED_FAMILIES:
-        emit(BPF_JEQ_K, fam, "allow", 0)
-    emit(BPF_RET_K, errno(EAFNOSUPPORT))
-    label("ioctl")
-    emit(BPF_LD_W_ABS, off_arg_low(1))
-    emit(BPF_JEQ_K, TIOCSTI, "eperm", 0)
-    emit(BPF_JEQ_K, TIOCLINUX, "eperm", 0)
-    label("allow")
-    emit(BPF_RET_K, SECCOMP_RET_ALLOW)
-    label("eperm")
-    emit(BPF_RET_K, errno(EPERM))
-    label("enosys")
-    emit(BPF_RET_K, errno(ENOSYS))
-    label("kill")
-    emit(BPF_RET_K, SECCOMP_RET_KILL_PROCESS)
-
-    out = []
-    for i, (code, jt, jf, k) in enumerate(prog):
-        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
-        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
-        if not (0 <= jt <= 255 and 0 <= jf <= 255):
-            raise AssertionError("seccomp program jump out of range")
-        out.append(struct.pack("=HBBI", code, jt, jf, k))
-    return b"".join(out)
+        asm.emit(BPF_JGE_K, X32_SYSCALL_BIT, "eperm", 0)
 
 
-def memfd(program: bytes) -> int:
-    """A file descriptor holding `program`, positioned at 0, inheritable (for `bwrap --seccomp FD`)."""
-    fd = os.memfd_create("alignlab-seccomp", 0)
-    os.write(fd, program)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.set_inheritable(fd, True)
-    return fd
+def _epilogue(asm: _Asm) -> None:
+    asm.label("allow")
+    asm.ret(SECCOMP_RET_ALLOW)
+    asm.label("eperm")
+    asm.ret(SECCOMP_RET_ERRNO | EPERM)
+    asm.label("kill")
+    asm.ret(SECCOMP_RET_KILL_PROCESS)
+
+
+def build(arch: str | None = None) -> bytes:
+    """The filter as bytes: an array of `struct sock_filter {u16 code; u8 jt; u8 jf; u32 k;}`."""
+    table = _table(arch)
+    nr = table["nr"]
+    asm = _Asm()
+    _prologue(asm, table)
+    for name in BLOCKED:
+        if name in nr:
+            asm.emit(BPF_JEQ_K, nr[name], "eperm", 0)
+    asm.emit(BPF_JEQ_K, nr["clone3"], "enosys", 0)
+    for name, *_ in ARG_RULES:
+        asm.emit(BPF_JEQ_K, nr[name], name, 0)
+    asm.ret(SECCOMP_RET_ALLOW)
+    for name, arg, test, values, err in ARG_RULES:
+        asm.label(name)
+        asm.emit(BPF_LD_W_ABS, off_arg_low(arg))
+        if test == "any-bit":
+            asm.emit(BPF_JSET_K, values[0], f"{name}-refuse", 0)
+        for v in values if test != "any-bit" else ():
+            asm.emit(BPF_JEQ_K, v, "allow" if test == "not-in" else f"{name}-refuse", 0)
+        if test != "not-in":
+            asm.ret(SECCOMP_RET_ALLOW)
+        asm.label(f"{name}-refuse")
+        asm.ret(SECCOMP_RET_ERRNO | err)
+    asm.label("enosys")
+    asm.ret(SECCOMP_RET_ERRNO | ENOSYS)
+    _epilogue(asm)
+    return bytes(asm)
+
+
+def build_exec_notify(arch: str | None = None) -> bytes:
+    """A filter sending every execve and execveat to a supervisor (SECCOMP_RET_USER_NOTIF); all else allowed.
+
+    Installed with SECCOMP_FILTER_FLAG_NEW_LISTENER (exec_supervisor.py); it stacks on the filter above, and
+    of two filters' answers the kernel keeps the stricter, so nothing the process adds later can lift it.
+    """
+    table = _table(arch)
+    nr = table["nr"]
+    asm = _Asm()
+    _prologue(asm, table)
+    asm.emit(BPF_JEQ_K, nr["execve"], "notify", 0)
+    asm.emit(BPF_JEQ_K, nr["execveat"], "notify", 0)
+    asm.ret(SECCOMP_RET_ALLOW)
+    asm.label("notify")
+    asm.ret(SECCOMP_RET_USER_NOTIF)
+    _epilogue(asm)
+    return bytes(asm)
 
 
 class _SockFprog(ctypes.Structure):
