@@ -1,18 +1,25 @@
-"""Guard overhead (agent controls): mean added latency per guarded tool call.
+"""Guard overhead (agent controls): the added latency per guarded tool call, and the sandbox's start-up time.
 
-Target: under 1 ms for a pure-policy decision (schema, deny rules, protected paths,
-budgets, loop window, information flow, allow/ask, audit record in memory), measured as
-the time of `guard.call(...)` minus the time of calling the same no-op tool directly.
-Also printed, for information: the same with the JSONL audit log (without and with fsync
-per record), and one sandboxed subprocess against a plain one. With --agentdojo (and the
-optional `agentdojo` package): the AgentDojo table with and without the guard.
-Run: .venv/bin/python benchmarks/bench_guard.py [--quick] [--agentdojo]
+Figures, every arm in one run and every process (subprocesses inherit it) pinned to the same core:
+- the policy decision per call (schema, deny rules, protected paths, budgets, loop window, information flow,
+  allow/ask, an in-memory audit record): `guard.call(...)` minus the same no-op tool called directly; target
+  under 1 ms; then the same with the signed JSONL audit log, fsync off and on (fsync is disk-bound);
+- `Policy.exec_denial` on a pytest command line (the check every exec inside the sandbox gets), beside the
+  plain exec it guards;
+- sandbox start-up: `true` and `python -c pass` under the guard's bubblewrap sandbox (Runner.run: namespaces,
+  allow-list filesystem, seccomp, cgroup, Landlock, exec supervision), beside a plain subprocess, bare
+  bubblewrap (`bwrap --ro-bind / / true`) and bubblewrap with the sandbox's namespace flags; and a whole
+  guarded `run` tool call (check, checkpoint, sandbox, protected-file scan, audit).
+Medians of repeated runs. With --agentdojo (and the optional `agentdojo` package): the AgentDojo table with and
+without the guard.
+Run: .venv/bin/python benchmarks/bench_guard.py [--quick] [--core N] [--agentdojo]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,18 +30,22 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from _util import figure  # noqa: E402
+from _util import figure, machine_line  # noqa: E402
 
+from alignlab.controls import bwrap as bwrap_mod  # noqa: E402
 from alignlab.controls import policy as policy_mod  # noqa: E402
 from alignlab.controls.audit import AuditLog, MemoryAudit  # noqa: E402
 from alignlab.controls.guard import Guard  # noqa: E402
-from alignlab.controls.policy import SandboxSettings  # noqa: E402
 from alignlab.controls.process import Runner  # noqa: E402
 from alignlab.controls.tools import Tool, spec  # noqa: E402
 
 TARGET_MS = 1.0
 FLOW = ('\n[flow]\nuntrusted = ["fetch_url"]\naction = "deny"\n'
         '[tools.send_email]\nannotations = ["open-world", "sink"]\n')
+NS_FLAGS = ["--unshare-all", "--unshare-user", "--unshare-cgroup", "--disable-userns", "--die-with-parent",
+            "--new-session", "--cap-drop", "ALL"]
+PYTHON = os.path.normpath(os.path.abspath(sys.executable))  # the venv interpreter, spelled as the sandbox binds it
+PYTEST_ARGV = ["python", "-I", "-m", "pytest", "-x", "-q", "--tb=short", "tests/test_app.py"]
 
 
 def tools() -> list[Tool]:
@@ -77,37 +88,118 @@ def per_call_us(g: Guard | None, n: int) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer calls; AgentDojo on the banking suite only")
-    ap.add_argument("--agentdojo", action="store_true", help="also the AgentDojo table (needs `agentdojo`)")
-    args = ap.parse_args()
-    n = 3000 if args.quick else 20000
+def median_ms(fn, k: int) -> float:
+    fn()  # warm-up (page cache, the first cgroup, imports)
+    times = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def beside(name: str, value_ms: float, anchor_name: str, anchor_ms: float) -> None:
+    """One information figure and its ratio to the anchor measured in the same run (no target)."""
+    print(f"{name:<52} {value_ms:>9.2f} ms   anchor {anchor_name} = {anchor_ms:.2f} ms; ratio "
+          f"{value_ms / anchor_ms:.2f}", flush=True)
+
+
+def matmul_peak_gflops(n: int = 256, seconds: float = 0.3) -> float:
+    """This core's fp64 matmul rate (numpy, one thread): the machine's speed, printed beside the latencies."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((n, n))
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        a @ a
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def checked(argv: list[str], **kw) -> None:
+    res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, **kw)
+    if res.returncode != 0:
+        raise SystemExit(f"benchmark arm failed: {argv[:6]}: {res.stderr.decode(errors='replace')[-300:]}")
+
+
+def policy_figures(n: int) -> bool:
     base = min(per_call_us(None, n) for _ in range(3))
     guarded = min(per_call_us(make_guard(MemoryAudit()), n) for _ in range(3))
-    added_ms = (guarded - base) / 1000
     print(f"calls per run: {n} (mix of {len(CALLS)} calls, half of them denied); direct call {base:.2f} us")
-    ok = figure("guard: added latency per call (pure policy)", added_ms, "ms", "target", TARGET_MS, True)
+    ok = figure("guard: added latency per call (pure policy)", (guarded - base) / 1000, "ms", "target", TARGET_MS,
+                True)
     with tempfile.TemporaryDirectory() as tmp:
         for fsync in (False, True):
             m = n // 10 if fsync else n // 2
             log = AuditLog(Path(tmp) / f"audit-{fsync}.jsonl", fsync=fsync)
             us = per_call_us(make_guard(log), m)
             log.close()
-            print(f"  with JSONL audit log, fsync={'on ' if fsync else 'off'}: {(us - base) / 1000:.3f} ms per call "
-                  f"(information; fsync cost depends on the disk)")
-        runner = Runner(tmp, SandboxSettings(network="isolate-if-available"))
-        k = 10 if n < 10000 else 30
-        t0 = time.perf_counter()
-        for _ in range(k):
-            res = runner.run(["true"])
-        sandboxed = (time.perf_counter() - t0) / k * 1000
-        t0 = time.perf_counter()
-        for _ in range(k):
-            subprocess.run(["true"], check=True)
-        plain = (time.perf_counter() - t0) / k * 1000
-        print(f"  sandboxed subprocess: {sandboxed:.1f} ms vs plain {plain:.1f} ms "
-              f"(isolation achieved: {res.isolation})")
+            beside(f"  + signed JSONL audit log, fsync {'on' if fsync else 'off'}", (us - base) / 1000,
+                   "target", TARGET_MS)
+    return ok
+
+
+def sandbox_figures(k: int, plain_true: float) -> None:
+    bwrap = bwrap_mod.find_bwrap()
+    if bwrap is None:
+        print("sandbox start-up: skipped (bubblewrap is not installed; `make sandbox`)")
+        return
+    pol = policy_mod.load("default-coding")
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp) / "ws"
+        (ws / "tests").mkdir(parents=True)
+        (ws / "tests" / "test_app.py").write_text("def test_ok():\n    pass\n")
+        runner = Runner(ws, pol.sandbox)
+        iso = runner.run(["true"]).isolation
+        print(f"  sandbox in force: engine {iso.get('engine')}, network {iso.get('network')}, filesystem "
+              f"{iso.get('filesystem')}, seccomp {iso.get('seccomp')}, landlock "
+              f"{(iso.get('landlock') or {}).get('applied', 'n/a')}, exec supervisor "
+              f"{(iso.get('exec') or {}).get('supervisor', 'n/a')}")
+        arms = {
+            "bare bwrap --ro-bind / / true": lambda: checked([bwrap, "--ro-bind", "/", "/", "true"]),
+            "bwrap + the sandbox's namespace flags, true": lambda: checked(
+                [bwrap, *NS_FLAGS, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]),
+            "guard sandbox (Runner.run), true": lambda: runner.run(["true"]),
+        }
+        got = {name: median_ms(fn, k) for name, fn in arms.items()}
+        for name, ms in got.items():
+            beside(f"  {name}", ms, "plain subprocess true", plain_true)
+        plain_py = median_ms(lambda: checked([PYTHON, "-c", "pass"]), k)
+        print(f"  plain subprocess python -c pass: {plain_py:.2f} ms")
+        beside("  bwrap + namespace flags, python -c pass", median_ms(lambda: checked(
+            [bwrap, *NS_FLAGS, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", PYTHON, "-c",
+             "pass"]), k), "plain python -c pass", plain_py)
+        beside("  guard sandbox (Runner.run), python -c pass", median_ms(
+            lambda: runner.run([PYTHON, "-c", "pass"]), k), "plain python -c pass", plain_py)
+        g = Guard.for_workspace(pol, ws, Path(tmp) / "state", fsync=True)
+        g.policy = policy_mod.validate({**tomllib.loads((resources.files("alignlab.controls") / "policies" /
+                                                         "default-coding.toml").read_text()),
+                                        "budgets": {"loop": {"repeat": 1000, "window": 1000}}}, "0" * 64, "bench")
+        beside("  whole guarded run tool call, true", median_ms(lambda: g.call("run", argv=["true"]), k),
+               "plain subprocess true", plain_true)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer calls and runs; AgentDojo on the banking suite only")
+    ap.add_argument("--core", type=int, default=os.cpu_count() - 1, help="the one core every arm runs on")
+    ap.add_argument("--agentdojo", action="store_true", help="also the AgentDojo table (needs `agentdojo`)")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {args.core})  # inherited by every subprocess and sandbox started below
+    print(machine_line([args.core], threads=1) + f"; fp64 matmul peak {matmul_peak_gflops():.1f} GFLOP/s (numpy, 1 "
+          "thread)")
+    n, k = (3000, 10) if args.quick else (20000, 30)
+    ok = policy_figures(n)
+    plain_true = median_ms(lambda: checked(["true"]), k)
+    print(f"plain subprocess true: {plain_true:.2f} ms (median of {k}; every sandbox arm below also median of {k})")
+    pol = policy_mod.load("default-coding")
+    m = n // 3
+    t0 = time.perf_counter()
+    for _ in range(m):
+        pol.exec_denial(PYTEST_ARGV)
+    beside("exec_denial on a pytest command line", (time.perf_counter() - t0) / m * 1000, "plain subprocess true",
+           plain_true)
+    sandbox_figures(k, plain_true)
     if args.agentdojo:
         ok = agentdojo_table(args.quick) and ok
     return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""Shared fixtures: a temporary runs folder, the CLI as a subprocess, test plugins."""
+"""Shared fixtures: a temporary runs folder, the CLI as a subprocess, test plugins, a throwaway audit key."""
 
 from __future__ import annotations
 
@@ -46,3 +46,15 @@ def _plugins(monkeypatch):
 
     monkeypatch.setenv("ALIGNLAB_PLUGINS", "tests.plugins.slow_grid")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
+
+
+@pytest.fixture(scope="session")
+def audit_key_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("audit-key")
+
+
+@pytest.fixture(autouse=True)
+def _audit_key(monkeypatch, audit_key_dir):
+    """Every test (and every CLI it starts) signs guard audit logs with a throwaway key: the guard reads
+    ALIGNLAB_AUDIT_KEY (controls/audit.py), so nothing is ever written to ~/.alignlab/guard/audit.key."""
+    monkeypatch.setenv("ALIGNLAB_AUDIT_KEY", str(audit_key_dir / "audit.key"))

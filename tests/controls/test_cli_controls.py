@@ -80,3 +80,18 @@ def test_audit_verify_reports_tampering_with_exit_1(repo):
     assert r.returncode == 1 and "record 1" in r.stdout
     r = al("audit", "verify", "--log", str(ws / "nope.jsonl"), cwd=ws, state=state)
     assert r.returncode == 2 and "no audit log" in r.stderr
+
+
+def test_guard_heldout_runs_the_checkpoints_tests_not_the_rigged_ones(repo):
+    ws, state = repo
+    (ws / "main.py").write_text("def f():\n    return 1\n")
+    (ws / "tests" / "test_a.py").write_text("from main import f\n\n\ndef test_f():\n    assert f() == 2\n")
+    r = al("guard", "run", "default-coding", "--", "python", "-c", "print('agent done')", cwd=ws, state=state)
+    assert r.returncode == 0 and "checkpoint cp-000001" in r.stderr, r.stderr
+    (ws / "tests" / "test_a.py").write_text("def test_f():\n    pass\n")  # a rigged test that slipped past
+    pytest_cmd = ("--", "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    r = al("guard", "heldout", "cp-000001", *pytest_cmd, cwd=ws, state=state)
+    assert r.returncode == 1 and "1 failed" in r.stdout, (r.stdout, r.stderr)
+    assert "held-out run from cp-000001" in r.stderr and "Traceback" not in r.stderr
+    r = al("guard", "heldout", "cp-000009", *pytest_cmd, cwd=ws, state=state)
+    assert r.returncode == 2 and "cp-000009" in r.stderr and "Traceback" not in r.stderr

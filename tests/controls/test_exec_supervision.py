@@ -120,6 +120,26 @@ def test_every_route_to_a_shell_or_curl_is_refused_and_recorded(ws):
 
 
 @needs_bwrap
+@pytest.mark.parametrize("quota", [None, 64 << 20], ids=["no-quota", "workspace-quota"])
+def test_the_inner_stage_runs_inside_bubblewrap_with_or_without_the_workspace_quota(ws, quota):
+    # The quota shim adds its own "--" before bubblewrap's: the inner stage must still land right before the
+    # command (inside the sandbox), or the command runs with neither the exec filter nor Landlock.
+    code = ("import os; print(sorted(os.environ)); "
+            "print([l for l in open('/proc/self/status') if l.startswith('Seccomp_filters')])")
+    with exec_supervisor.enforcing(POLICY):
+        res = Runner(ws, SandboxSettings(network="isolate", filesystem="confine", timeout_s=60),
+                     workspace_quota_bytes=quota).run([sys.executable, "-c", code])
+    assert res.returncode == 0, res.stderr
+    assert "ALIGNLAB_SANDBOX_INIT" not in res.stdout
+    assert "Seccomp_filters:\\t2" in res.stdout  # the base filter and the exec-notify filter
+    assert "error" not in res.isolation["exec"] and res.isolation["exec"]["allowed"] >= 1
+    with exec_supervisor.enforcing(POLICY):
+        res = Runner(ws, SandboxSettings(network="isolate", filesystem="confine", timeout_s=60),
+                     workspace_quota_bytes=quota).run(["/bin/sh", "-c", "echo ESCAPED"])
+    assert "ESCAPED" not in res.stdout and res.isolation["exec"]["denied"] == 1
+
+
+@needs_bwrap
 def test_without_a_policy_in_force_every_exec_is_recorded_and_allowed(ws):
     res = run(ws, "import subprocess; subprocess.run(['/bin/true']); subprocess.run(['/bin/sh', '-c', 'true'])")
     assert res.returncode == 0, res.stderr
@@ -214,3 +234,17 @@ def test_the_fallback_matches_the_guards_deny_rules_on_argv(tmp_path):
 def test_bad_workspace_exec_value_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="'allow' or 'deny'"):
         _rules(tmp_path, workspace_exec="sometimes")
+
+
+@needs_bwrap
+def test_the_guard_logs_each_refused_exec_inside_a_command(ws, tmp_path):
+    from alignlab.controls.audit import MemoryAudit
+    from alignlab.controls.guard import Guard
+
+    audit = MemoryAudit()
+    g = Guard.for_workspace(load("default-coding"), ws, tmp_path / "state", audit=audit)
+    out = g.call("run", argv=["python", "-c", "import os; os.system('echo ESCAPED')"])
+    assert out.ok and "ESCAPED" not in out.value["stdout"]
+    [event] = [r["data"] for r in audit.records if r["kind"] == "exec"]
+    assert event["action"] == "deny" and event["argv"][:2] == ["sh", "-c"] and "reason" in event
+    assert event["seq"] == out.decision.seq

@@ -271,3 +271,22 @@ def test_checkpoint_blob_corruption_is_refused(tmp_path):
             blob.write_text("corrupt")
     with pytest.raises(SandboxViolation, match="corrupted"):
         store.rollback(cp)
+
+
+def test_cgroup_limits_are_written_from_one_table_for_v1_and_v2(tmp_path):
+    from alignlab.controls.cgroups import _apply
+
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    v2.mkdir()
+    v1.mkdir()
+    (v2 / "memory.swap.max").write_text("max")  # best-effort files are written only where the kernel has them
+    assert _apply(str(v2), "v2", "memory", 1 << 30) == "cgroup v2 memory.max=1073741824"
+    assert (v2 / "memory.max").read_text() == "1073741824" and (v2 / "memory.swap.max").read_text() == "0"
+    assert _apply(str(v2), "v2", "cpu", 1.5) == "cgroup v2 cpu.max=1.5 CPUs"
+    assert (v2 / "cpu.max").read_text() == "150000 100000"
+    assert _apply(str(v1), "v1", "cpu", 0.5) == "cgroup v1 cpu.cfs_quota_us=0.5 CPUs"
+    assert (v1 / "cpu.cfs_period_us").read_text() == "100000" and (v1 / "cpu.cfs_quota_us").read_text() == "50000"
+    assert _apply(str(v1), "v1", "memory", 4096) == "cgroup v1 memory.limit_in_bytes=4096"
+    assert not (v1 / "memory.memsw.limit_in_bytes").exists()
+    (v1 / "pids.max").mkdir()  # a required write that fails: the limit is not claimed
+    assert _apply(str(v1), "v1", "pids", 64) is None

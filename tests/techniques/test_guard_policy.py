@@ -18,8 +18,8 @@ def test_registered_on_the_tool_executor_slot_with_deny_as_default():
     tech = make_technique("guard-policy")
     assert tech.registered_name == NAME and tech.slot == "tool-executor"
     assert tech.config.approver == "deny" and tech.config.policy == "auto" and tech.spec == NAME
-    assert make_technique("guard-policy(approver=ask)").spec == f"{NAME}(approver=ask)"
-    assert matrix_specs(NAME) == [NAME, f"{NAME}(approver=ask)"]
+    assert make_technique("guard-policy(approver=request)").spec == f"{NAME}(approver=request)"
+    assert matrix_specs(NAME) == [NAME, f"{NAME}(approver=request)"]
     assert "arXiv:2406.13352" in tech.source and "Saltzer & Schroeder 1975" in tech.source
     check_specs(["guard-policy"], ("tool-executor",), "test")
     with pytest.raises(ConfigError, match="tool-executor"):
@@ -27,9 +27,9 @@ def test_registered_on_the_tool_executor_slot_with_deny_as_default():
 
 
 def test_apply_turns_the_guard_on_with_the_benchmarks_own_policy():
-    deny, ask = make_technique("guard-policy"), make_technique("guard-policy(approver=ask)")
+    deny, ask = make_technique("guard-policy"), make_technique("guard-policy(approver=request)")
     assert deny.apply(BARE) == {"benchmark": "agentdojo", "guard": True, "policy": "agentdojo", "approver": "deny"}
-    assert ask.apply(BARE) == {**BARE, "guard": True, "policy": "agentdojo", "approver": "ask"}
+    assert ask.apply(BARE) == {**BARE, "guard": True, "policy": "agentdojo", "approver": "request"}
     coding = {**BARE, "benchmark": "coding-agent"}
     assert deny.apply(coding) == {**coding, "guard": True, "policy": "default-coding", "approver": "deny"}
     assert BARE["guard"] is False  # the input is not changed
@@ -38,10 +38,10 @@ def test_apply_turns_the_guard_on_with_the_benchmarks_own_policy():
 
 
 def test_supports_names_why_a_cell_does_not_fit():
-    deny, ask = make_technique("guard-policy"), make_technique("guard-policy(approver=ask)")
+    deny, ask = make_technique("guard-policy"), make_technique("guard-policy(approver=request)")
     assert deny.supports({"benchmark": "agentdojo"}) is None and deny.supports({"benchmark": "coding-agent"}) is None
     assert ask.supports({"benchmark": "agentdojo"}) is None
-    assert "simulated user" in ask.supports({"benchmark": "coding-agent"})
+    assert "approver=deny" in ask.supports({"benchmark": "coding-agent"})
     assert "no shipped policy" in deny.supports({"benchmark": "gridworld"})
     assert "written for the agentdojo" in make_technique("guard-policy(policy=agentdojo)").supports(
         {"benchmark": "coding-agent"})

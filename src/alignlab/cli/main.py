@@ -262,6 +262,7 @@ def demo(ctx: click.Context, workers: int) -> None:
 # Command groups that live in their own modules (one per layer), added to the main group.
 EXTRA_COMMANDS = (
     ("alignlab.cli.controls_cmds", ("guard", "audit")),
+    ("alignlab.cli.heldout_cmd", ()),  # adds `heldout` to the guard group on import
     ("alignlab.cli.eval_cmds", ("eval_cmd", "serve")),
     ("alignlab.cli.matrix_cmds", ("matrix",)),
 )

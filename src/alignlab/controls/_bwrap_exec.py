@@ -55,9 +55,11 @@ def main():
             fail(f"cannot set {name}: {exc}")
     if cfg.get("bwrap"):
         try:
-            cut = argv.index("--") + 1
+            cut = int(cfg["command_at"])
+            if not 0 < cut <= len(argv) or argv[cut - 1] != "--":
+                raise ValueError(f"the command does not start at argv[{cut}]")
             argv = argv[:cut] + inner_stage() + argv[cut:]
-        except (ValueError, OSError) as exc:
+        except (KeyError, ValueError, OSError) as exc:
             fail(f"cannot prepare the sandbox's inner stage: {exc}")
     if not cfg.get("bwrap"):  # unconfined: the status descriptor is not the command's business
         os.close(status_fd)

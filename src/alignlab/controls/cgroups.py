@@ -27,6 +27,7 @@ import secrets
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 PREFIX = "alignlab-sandbox-"
 
@@ -57,6 +58,35 @@ def _write(path: str, value: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def _cpu_quota(cpus: float) -> str:
+    return str(int(cpus * 100000))
+
+
+# controller -> hierarchy -> the files that set its limit, in order: (file, value from the limit, required).
+# A required write that fails means the limit is not held; the others (swap, the v1 CPU period) are best effort.
+WRITES: dict[str, dict[str, tuple[tuple[str, Callable[[Any], str], bool], ...]]] = {
+    "pids": {"v2": (("pids.max", str, True),),
+             "v1": (("pids.max", str, True),)},
+    "memory": {"v2": (("memory.max", str, True), ("memory.swap.max", lambda v: "0", False)),
+               "v1": (("memory.limit_in_bytes", str, True), ("memory.memsw.limit_in_bytes", str, False))},
+    "cpu": {"v2": (("cpu.max", lambda v: f"{_cpu_quota(v)} 100000", True),),
+            "v1": (("cpu.cfs_period_us", lambda v: "100000", True), ("cpu.cfs_quota_us", _cpu_quota, True))},
+}
+
+
+def _apply(d: str, version: str, ctrl: str, value) -> str | None:
+    """Write controller `ctrl`'s limit in cgroup folder `d`; the mechanism's label, or None if it did not hold."""
+    files = WRITES[ctrl][version]
+    for fname, fmt, required in files:
+        path = os.path.join(d, fname)
+        if not required and not os.path.exists(path):
+            continue
+        if not _write(path, fmt(value)) and required:
+            return None
+    shown = f"{value:g} CPUs" if ctrl == "cpu" else value
+    return f"cgroup {version} {[f for f, _, req in files if req][-1]}={shown}"  # named by the file holding it
 
 
 def hierarchies() -> tuple[str | None, dict[str, str]]:
@@ -154,14 +184,10 @@ class SandboxCgroup:
                 continue
             self.dirs.append(d)
             have = set(_read(os.path.join(d, "cgroup.controllers")).split())
-            if "pids" in want and "pids" in have and _write(os.path.join(d, "pids.max"), str(want["pids"])):
-                self.mechanisms["pids"] = f"cgroup v2 pids.max={want['pids']}"
-            if "memory" in want and "memory" in have and _write(os.path.join(d, "memory.max"), str(want["memory"])):
-                _write(os.path.join(d, "memory.swap.max"), "0")
-                self.mechanisms["memory"] = f"cgroup v2 memory.max={want['memory']}"
-            if "cpu" in want and "cpu" in have and _write(os.path.join(d, "cpu.max"),
-                                                          f"{int(want['cpu'] * 100000)} 100000"):
-                self.mechanisms["cpu"] = f"cgroup v2 cpu.max={want['cpu']:g} CPUs"
+            for ctrl in [c for c in want if c in have]:
+                label = _apply(d, "v2", ctrl, want[ctrl])
+                if label:
+                    self.mechanisms[ctrl] = label
             if os.path.exists(os.path.join(d, "cgroup.kill")):
                 self.kill_file = os.path.join(d, "cgroup.kill")
             return
@@ -173,20 +199,8 @@ class SandboxCgroup:
             os.mkdir(d, 0o755)
         except OSError:
             return
-        ok = False
-        if ctrl == "pids":
-            ok = _write(os.path.join(d, "pids.max"), str(value))
-            label = f"cgroup v1 pids.max={value}"
-        elif ctrl == "memory":
-            ok = _write(os.path.join(d, "memory.limit_in_bytes"), str(value))
-            if ok and os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes")):
-                _write(os.path.join(d, "memory.memsw.limit_in_bytes"), str(value))
-            label = f"cgroup v1 memory.limit_in_bytes={value}"
-        else:
-            ok = (_write(os.path.join(d, "cpu.cfs_period_us"), "100000")
-                  and _write(os.path.join(d, "cpu.cfs_quota_us"), str(int(value * 100000))))
-            label = f"cgroup v1 cpu.cfs_quota_us={value:g} CPUs"
-        if ok:
+        label = _apply(d, "v1", ctrl, value)
+        if label:
             self.dirs.append(d)
             self.mechanisms[ctrl] = label
         else:

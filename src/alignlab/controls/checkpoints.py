@@ -21,7 +21,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from alignlab.controls import fstree, locking
+from alignlab.controls import restore as restore_mod
 from alignlab.controls.sandbox import SandboxViolation, Workspace
+
+
+def _hash_fd(fd: int) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 class CheckpointStore:
@@ -38,13 +47,20 @@ class CheckpointStore:
         (self.folder / "manifests").mkdir(parents=True, exist_ok=True)
         self.max_total_bytes = max_total_bytes
         self._hash_cache: dict[tuple, str] = {}
+        self.lock_wait_s = locking.DEFAULT_WAIT_S
+
+    def locked(self):
+        """Hold this workspace's lock (re-entrant): every guard run on the workspace takes it around its run."""
+        return locking.exclusive(self.folder / "workspace.lock", self.lock_wait_s, f"workspace {self.ws.root}")
 
     # ------------------------------------------------------------------ scanning
-    def _entry(self, dfd: int, name: str, rel: str, store: bool) -> dict:
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return {"type": "absent"}
+    def _entry(self, dfd: int, name: str, store: bool, st: os.stat_result | None = None,
+               want_hash: bool = True) -> dict:
+        if st is None:
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return {"type": "absent"}
         m = st.st_mode
         if stat.S_ISDIR(m):
             return {"type": "dir", "mode": stat.S_IMODE(m), "mtime_ns": st.st_mtime_ns}
@@ -54,38 +70,41 @@ class CheckpointStore:
             return {"type": "fifo", "mode": stat.S_IMODE(m)}
         if not stat.S_ISREG(m):
             return {"type": "other"}
+        out = {"type": "file", "mode": stat.S_IMODE(m), "sha256": None, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         sha = self._hash_cache.get(key)
-        if sha is None or store:
+        if (sha is None and want_hash) or store:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
             try:
-                data = b"".join(iter(lambda: os.read(fd, 1 << 20), b""))
+                sha = self._put_blob(fd) if store else _hash_fd(fd)
             finally:
                 os.close(fd)
-            sha = hashlib.sha256(data).hexdigest()
             self._hash_cache[key] = sha
-            if store:
-                self._put_blob(sha, data)
-        return {"type": "file", "mode": stat.S_IMODE(m), "sha256": sha, "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns}
+        out["sha256"] = sha
+        return out
 
-    def scan(self, store: bool = False, under: str = ".") -> dict[str, dict]:
-        """Every path in the workspace (or below `under`) with its state; `store` keeps file contents."""
+    def scan(self, store: bool = False, under: str = ".", hash_if: Callable[[str, int], bool] | None = None
+             ) -> dict[str, dict]:
+        """Every path in the workspace (or below `under`) with its state; `store` keeps file contents.
+
+        Iterative, descriptor-relative (fstree.walk): any name, any depth. Only a storing scan is capped
+        at `max_total_bytes` (a checkpoint that large is refused); `hash_if(rel, size)` limits hashing.
+        """
         out: dict[str, dict] = {}
         total = 0
         top = self.ws.open_dir(under)
+        base = "" if under == "." else under + "/"
+
+        def descend(rel: str, st: os.stat_result) -> bool:
+            return (base + rel).split("/")[0] not in self.ws.forbidden
+
         try:
-            for dirpath, dirnames, filenames, dfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
-                base = dirpath[2:] if dirpath.startswith("./") else ""
-                if under != ".":
-                    base = f"{under}/{base}" if base else under
-                for name in list(dirnames) + filenames:
-                    rel = f"{base}/{name}" if base else name
-                    if rel.split("/")[0] in self.ws.forbidden:
-                        if name in dirnames:
-                            dirnames.remove(name)
-                        continue
-                    out[rel] = e = self._entry(dfd, name, rel, store)
+            for rel, dfd, name, st in fstree.walk(top, descend):
+                rel = base + rel
+                if rel.split("/")[0] in self.ws.forbidden:
+                    continue
+                out[rel] = e = self._entry(dfd, name, store, st, hash_if is None or hash_if(rel, st.st_size))
+                if store:
                     total += e.get("size", 0)
                     if total > self.max_total_bytes:
                         raise SandboxViolation(f"workspace exceeds {self.max_total_bytes} bytes: too large to "
@@ -101,31 +120,47 @@ class CheckpointStore:
         except SandboxViolation:
             return {"type": "absent"}
         try:
-            return self._entry(dfd, name, rel, store)
+            return self._entry(dfd, name, store)
         finally:
             os.close(dfd)
 
     # ------------------------------------------------------------------ creating
-    def _put_blob(self, sha: str, data: bytes) -> None:
-        path = self.folder / "blobs" / sha[:2] / sha
-        if path.exists():
-            return
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f"{sha}.tmp{os.getpid()}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    def _put_blob(self, fd: int) -> str:
+        """Copy an open file into the blob store while hashing it (streamed: any size); returns its sha256."""
+        blobs = self.folder / "blobs"
+        tmp = blobs / f"incoming-{os.getpid()}-{os.urandom(4).hex()}"
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as fh:
+                for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+                    h.update(chunk)
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            sha = h.hexdigest()
+            path = blobs / sha[:2] / sha
+            if not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return sha
+
+    def blob_path(self, sha: str) -> Path:
+        return self.folder / "blobs" / sha[:2] / sha
 
     def _blob(self, sha: str) -> bytes:
-        data = (self.folder / "blobs" / sha[:2] / sha).read_bytes()
+        data = self.blob_path(sha).read_bytes()
         if hashlib.sha256(data).hexdigest() != sha:
             raise SandboxViolation(f"checkpoint blob {sha[:12]} is corrupted")
         return data
 
     def create(self, paths: list[str] | None = None, label: str = "") -> str:
         """Record the current state of `paths` (and their ancestors), or of the whole workspace if None."""
+        with self.locked():
+            return self._create(paths, label)
+
+    def _create(self, paths: list[str] | None, label: str) -> str:
         if paths is None:
             entries, scope = self.scan(store=True), "all"
         else:
@@ -170,10 +205,67 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ restoring
     def rollback(self, cid: str, paths: list[str] | None = None) -> list[str]:
-        """Restore the workspace (or only `paths`) to its state just before checkpoint `cid`'s mutation."""
+        """Restore the workspace (or only `paths`) to its state just before checkpoint `cid`'s mutation.
+
+        A whole-workspace checkpoint describes that state completely: it is restored directly, atomically
+        (restore.py), whatever names the paths have. A per-path checkpoint is replayed from the newest.
+        """
         target = self.manifest(cid)
         if target["workspace"] != str(self.ws.root):
             raise SandboxViolation(f"checkpoint {cid} belongs to workspace {target['workspace']}")
+        with self.locked():
+            if target["scope"] == "all":
+                return self.restore(cid, None if paths is None else [self._plain(p) for p in paths])
+            return self._replay(target, paths)
+
+    def _plain(self, path: object) -> str:
+        """A relative path as stored in a manifest (any name, no '..'); the guard's own folder refused."""
+        if not isinstance(path, str) or not path or "\x00" in path or path.startswith("/"):
+            raise SandboxViolation(f"not a relative path in the workspace: {path!r}")
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if not parts or ".." in parts:
+            raise SandboxViolation(f"not a relative path in the workspace: {path!r}")
+        if parts[0] in self.ws.forbidden:
+            raise SandboxViolation(f"path {path!r} is reserved by the guard")
+        return "/".join(parts)
+
+    def restore(self, cid: str, paths: list[str] | None = None, within: Callable[[str], bool] | None = None
+                ) -> list[str]:
+        """Atomically restore `paths` (and all below them; None: everything) to whole-workspace checkpoint `cid`.
+
+        `within(rel)`: paths that may all be reverted, so a folder holding only such paths is swapped in
+        one step. Returns the paths whose state changed back, sorted.
+        """
+        m = self.manifest(cid)
+        if m["scope"] != "all":
+            raise SandboxViolation(f"checkpoint {cid} covers only some paths; atomic restore needs a whole-"
+                                   "workspace checkpoint")
+        with self.locked():
+            before = m["entries"]
+            # a file whose size differs from the checkpoint's differs: it is never read (it may be huge)
+            now = self.scan(hash_if=lambda rel, size: before.get(rel, {}).get("size", -1) == size)
+            everything = set(before) | set(now)
+            if paths is None:
+                chosen = everything
+            else:
+                chosen = restore_mod.below_any(everything, set(paths))
+            absent = restore_mod.ABSENT
+            selected = {r for r in chosen if restore_mod.differs(before.get(r, absent), now.get(r, absent))}
+            units = restore_mod.plan_units(before, now, selected, within)
+            if units:
+                restore_mod.apply(self.ws, self.blob_path, before, units)
+            covered = restore_mod.below_any(everything, set(units))
+            return sorted(r for r in covered if restore_mod.differs(before.get(r, absent), now.get(r, absent)))
+
+    def restore_protected(self, cid: str, predicate: Callable[[str], bool]) -> list[str]:
+        """Under the lock: the paths matching `predicate` that changed since `cid`, restored in one atomic step."""
+        with self.locked():
+            violations = self.changed(cid, predicate)
+            if violations:
+                self.restore(cid, violations, within=predicate)
+            return violations
+
+    def _replay(self, target: dict, paths: list[str] | None) -> list[str]:
         chosen = [self.ws.relative(p) for p in paths] if paths else None
         keep: Callable[[str], bool] = (lambda r: True) if chosen is None else (
             lambda r: any(r == c or r.startswith(c + "/") for c in chosen))
@@ -270,10 +362,26 @@ class CheckpointStore:
             os.close(dfd)
 
     def changed(self, cid: str, predicate: Callable[[str], bool]) -> list[str]:
-        """Paths matching `predicate` whose state differs now from whole-workspace checkpoint `cid`."""
+        """Paths matching `predicate` whose state differs now from whole-workspace checkpoint `cid`.
+
+        Only those files are hashed; a file whose size differs is changed without reading it.
+        """
         before = self.manifest(cid)["entries"]
-        now = self.scan()
-        keys = ("type", "mode", "sha256", "target")
-        out = [r for r in set(before) | set(now) if predicate(r) and
-               any(before.get(r, {"type": "absent"}).get(k) != now.get(r, {"type": "absent"}).get(k) for k in keys)]
+        absent = restore_mod.ABSENT
+
+        def hash_if(rel: str, size: int) -> bool:
+            b = before.get(rel, absent)
+            return b["type"] == "file" and b["size"] == size and predicate(rel)
+
+        with self.locked():
+            now = self.scan(hash_if=hash_if)
+        out = []
+        for r in set(before) | set(now):
+            if not predicate(r):
+                continue
+            b, n = before.get(r, absent), now.get(r, absent)
+            if b["type"] == n["type"] == "file" and b.get("size") != n.get("size"):
+                out.append(r)
+            elif restore_mod.differs(b, n):
+                out.append(r)
         return sorted(out)

@@ -13,6 +13,7 @@ and logs both decision and execution to the hash-chained audit log. Any internal
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import math
@@ -23,14 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from alignlab.controls import exec_supervisor
 from alignlab.controls.approval import (ApprovalRequest, Approver, DenyAll, Receipt, ReceiptSigner, safe_decide)
 from alignlab.controls.audit import AuditLog, MemoryAudit, canonical, default_key_path
 from alignlab.controls.checkpoints import CheckpointStore
 from alignlab.controls.policy import ArgSpec, Policy, Rule
-from alignlab.controls.process import Runner
+from alignlab.controls.process import Runner, scrubbed_env
 from alignlab.controls.sandbox import SandboxViolation, Workspace, check_path
 from alignlab.controls.taint import Tainted, TaintTracker
-from alignlab.controls.tools import ALL, Tool, ToolCall, call_hash, check_type, coding_tools
+from alignlab.controls.tools import ALL, Tool, ToolCall, call_hash, check_type, clear_setid_bits, coding_tools
 from alignlab.core.registry import register
 
 SINK_ANNOTATIONS = frozenset({"destructive", "open-world", "sink"})
@@ -235,17 +237,16 @@ class Guard:
             return [canonical(value).decode()]
         return [str(value)]
 
+    def _exec_env(self) -> dict[str, str]:
+        """The environment a `run` command starts with (what pytest reads PYTEST_ADDOPTS from)."""
+        return scrubbed_env(self.policy.sandbox, self.workspace.root if self.workspace else Path.cwd())
+
+    def _match(self, rule: Rule, tool: str, args: dict, ann: frozenset[str]) -> str | None:
+        env = self._exec_env() if (rule.pytest and "argv" in args) else None
+        return rule.match(tool, args, ann, self._as_strings, env)
+
     def _matches(self, rule: Rule, tool: str, args: dict, ann: frozenset[str]) -> bool:
-        if rule.tools and not any(p.matches(tool) for p in rule.tools):
-            return False
-        if rule.annotations and not rule.annotations <= ann:
-            return False
-        for name, pats in rule.args:
-            values = ([s for v in args.values() for s in self._as_strings(v)] if name == "*"
-                      else self._as_strings(args[name]) if name in args else None)
-            if values is None or not any(p.matches(s) for s in values for p in pats):
-                return False
-        return True
+        return self._match(rule, tool, args, ann) is not None
 
     def _pipeline(self, call: ToolCall, h: str, seq: int) -> Decision:
         pol = self.policy
@@ -264,8 +265,9 @@ class Guard:
             return self._deny("schema", str(exc), h, seq=seq)
         # 2. deny rules and protected paths (final)
         for rule in pol.deny:
-            if self._matches(rule, call.tool, args, ann):
-                return self._deny("deny-rule", rule.reason or f"denied by rule {rule.id}", h, rule.id, seq=seq)
+            detail = self._match(rule, call.tool, args, ann)
+            if detail is not None:
+                return self._deny("deny-rule", rule.describe(detail), h, rule.id, seq=seq)
         if pol.protect and "read-only" not in ann:
             for name, spec in schema.items():
                 if spec.type in ("path", "list[path]") and name in args:
@@ -384,14 +386,24 @@ class Guard:
             if fn is None and tool is None:
                 raise LookupError(f"no executor for tool {call.tool!r}")
             mut = tool.mutates(nargs) if tool is not None and tool.mutates else None
-            if mut and self.checkpoints is not None:
-                cp = self.checkpoints.create(None if mut == ALL else list(mut), label=f"{call.tool} {h[:12]}")
-            value = (fn or tool.fn)(**nargs)
-            if mut == ALL and cp and self.policy.protect:
-                violations = self.checkpoints.changed(cp, self.policy.is_protected)
-                if violations:
-                    self.checkpoints.rollback(cp, violations)
-                    status, reason = "refused", f"changed protected paths, reverted: {violations}"
+            with contextlib.ExitStack() as hold:
+                if mut and self.checkpoints is not None:
+                    # One writer per workspace from checkpoint to revert: a second guard run waits.
+                    hold.enter_context(self.checkpoints.locked())
+                    cp = self.checkpoints.create(None if mut == ALL else list(mut), label=f"{call.tool} {h[:12]}")
+                with exec_supervisor.enforcing(self.policy):  # every exec inside a sandbox it starts: deny rules
+                    value = (fn or tool.fn)(**nargs)
+                if mut == ALL and cp and self.policy.protect:
+                    violations = self.checkpoints.restore_protected(cp, self.policy.is_protected)
+                    if violations:
+                        status, reason = "refused", f"changed protected paths, reverted: {violations}"
+            self._audit_execs(decision.seq, value)
+            setid = clear_setid_bits(self.workspace.root, self.workspace.forbidden) \
+                if mut == ALL and self.workspace is not None else []
+            if setid:
+                violations = violations + setid
+                status = "refused"
+                reason = "; ".join(filter(None, [reason, f"set-user/group-ID bits cleared on {setid}"]))
         except SandboxViolation as exc:
             value, status, reason = f"refused: {exc}", "refused", str(exc)
         except Exception as exc:  # noqa: BLE001 - the tool failed; the agent sees the error
@@ -405,6 +417,16 @@ class Guard:
         if status == "refused":
             self._count_denial(reason)
         return Outcome(status, value, decision, reason, cp, violations)
+
+    def _audit_execs(self, seq: int, value: Any) -> None:
+        """One audit event per exec the sandbox's supervisor refused (value["isolation"]["exec"]["decisions"])."""
+        try:
+            decisions = value["isolation"]["exec"]["decisions"]
+        except (KeyError, TypeError, IndexError):
+            return
+        for d in decisions if isinstance(decisions, list) else []:
+            if isinstance(d, dict) and d.get("verdict", d.get("action")) not in (None, "allow", "allowed"):
+                self.audit.append("exec", {"seq": seq, **{k: d[k] for k in sorted(d) if isinstance(k, str)}})
 
     def _label(self, tool: str, value: Any) -> Any:
         if any(p.matches(tool) for p in self.policy.flow.untrusted):

@@ -21,8 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
+from alignlab.controls import pytest_args
+from alignlab.controls.globs import MAX_BRACE_DEPTH, MAX_PATTERN, GlobMachine, Pattern, glob_to_regex  # noqa: F401
 from alignlab.core.errors import UserError
 
 ANNOTATIONS = ("read-only", "destructive", "idempotent", "open-world", "sink")
@@ -51,223 +53,6 @@ class PolicyError(UserError):
     """A policy file that cannot be used (syntax, unknown key, wrong type, bad pattern)."""
 
 
-# --------------------------------------------------------------------------- patterns
-MAX_PATTERN = 4096  # characters in one glob or regex
-MAX_BRACE_DEPTH = 32
-
-
-def _glob_tokens(glob: str) -> list[tuple[str, str]]:
-    """Tokens of a path glob: lit, one (`?`), star (`*`), any (`**`), dirs (`**/` at a segment start: zero or more
-    whole folders), class (a regex character class), open/alt/close (`{a,b}`). Raises ValueError on a bad glob."""
-    out: list[tuple[str, str]] = []
-    i, depth, n = 0, 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if c == "*":
-            if glob.startswith("**", i):
-                at_start = i == 0 or glob[i - 1] == "/"
-                if at_start and glob.startswith("**/", i):
-                    out.append(("dirs", ""))
-                    i += 3
-                    continue
-                out.append(("any", ""))
-                i += 2
-                continue
-            out.append(("star", ""))
-        elif c == "?":
-            out.append(("one", ""))
-        elif c == "[":
-            j = i + 1
-            if j < n and glob[j] in "!^":
-                j += 1
-            if j < n and glob[j] == "]":
-                j += 1
-            while j < n and glob[j] != "]":
-                j += 1
-            if j >= n:
-                raise ValueError(f"unterminated '[' at position {i}")
-            body = glob[i + 1:j]
-            neg = body[:1] in ("!", "^")
-            body = body[1:] if neg else body
-            cls = "[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]"
-            try:  # a reversed range such as [z-a] is no class at all
-                re.compile(cls)
-            except re.error as exc:
-                raise ValueError(f"bad character class {glob[i:j + 1]!r} at position {i}: {exc.msg}") from None
-            out.append(("class", cls))
-            i = j
-        elif c == "{":
-            depth += 1
-            if depth > MAX_BRACE_DEPTH:
-                raise ValueError(f"braces nested deeper than {MAX_BRACE_DEPTH} at position {i}")
-            out.append(("open", ""))
-        elif c == "}":
-            if depth == 0:
-                raise ValueError(f"unmatched '}}' at position {i}")
-            depth -= 1
-            out.append(("close", ""))
-        elif c == "," and depth:
-            out.append(("alt", ""))
-        else:
-            out.append(("lit", c))
-        i += 1
-    if depth:
-        raise ValueError("unmatched '{'")
-    return out
-
-
-_REGEX_OF = {"one": "[^/]", "star": "[^/]*", "any": ".*", "dirs": "(?:.*/)?", "open": "(?:", "alt": "|", "close": ")"}
-
-
-def glob_to_regex(glob: str) -> str:
-    """Translate a path glob to a regex: `**` crosses `/`, `*` and `?` do not, `[..]`, `{a,b}`.
-
-    Written here because fnmatch lets `*` cross `/` and has no `**` or braces. Matching uses
-    `GlobMachine` (linear time), not this regex: backtracking on globs such as `**/**/**/x` takes exponential time.
-    """
-    return "".join(re.escape(a) if k == "lit" else a if k == "class" else _REGEX_OF[k] for k, a in _glob_tokens(glob))
-
-
-class GlobMachine:
-    """Globs compiled to one NFA (Thompson's construction, CACM 1968; several globs: their union) and run as a
-    lazily built DFA, as RE2 does (Cox, "Regular expression matching can be simple and fast", 2007): time linear
-    in the string whatever the globs, where Python's backtracking `re` takes exponential time on `**/**/**/x`."""
-
-    MAX_CACHED = 200_000  # cached transitions; past this the cache starts afresh (memory stays bounded)
-
-    def __init__(self, *globs: str):
-        self.trans: list[list[tuple[str, Any, int]]] = []  # per NFA state: (kind, argument, next state)
-        self.eps: list[list[int]] = []
-        start, accepts = self._new(), set()
-        for glob in globs:
-            cur = self._new()
-            self.eps[start].append(cur)
-            stack: list[tuple[int, list[int]]] = []  # per open brace: (state it starts from, ends of alternatives)
-            for kind, arg in _glob_tokens(glob):
-                if kind in ("lit", "one", "class"):
-                    nxt = self._new()
-                    self.trans[cur].append((kind, re.compile(arg, re.DOTALL) if kind == "class" else arg, nxt))
-                    cur = nxt
-                elif kind in ("star", "any"):  # a state looping on any character but `/` (star) or any (`**`)
-                    loop = self._new()
-                    self.eps[cur].append(loop)
-                    self.trans[loop].append(("one" if kind == "star" else "any", None, loop))
-                    cur = loop
-                elif kind == "dirs":  # (?:.*/)?
-                    loop, end = self._new(), self._new()
-                    self.eps[cur] += [end, loop]
-                    self.trans[loop] += [("any", None, loop), ("lit", "/", end)]
-                    cur = end
-                elif kind == "open":
-                    stack.append((cur, []))
-                    branch = self._new()
-                    self.eps[cur].append(branch)
-                    cur = branch
-                elif kind == "alt":
-                    stack[-1][1].append(cur)
-                    branch = self._new()
-                    self.eps[stack[-1][0]].append(branch)
-                    cur = branch
-                else:  # close
-                    _, ends = stack.pop()
-                    join = self._new()
-                    for e in ends + [cur]:
-                        self.eps[e].append(join)
-                    cur = join
-            accepts.add(cur)
-        self.accepts = frozenset(accepts)
-        self._start = self._closure({start})
-        self._ids: dict[frozenset[int], int] = {}
-        self._sets: list[frozenset[int]] = []
-        self._rows: list[dict[str, int]] = []
-        self._accepting: list[bool] = []
-        self._reset()
-
-    def _reset(self) -> None:
-        """Empty the DFA cache; the start state is always state 0."""
-        self._ids.clear()
-        self._sets.clear()
-        self._rows.clear()
-        self._accepting.clear()
-        self._cached = 0
-        self._dfa_state(self._start)
-
-    def _new(self) -> int:
-        self.trans.append([])
-        self.eps.append([])
-        return len(self.trans) - 1
-
-    def _closure(self, states: set[int]) -> frozenset[int]:
-        todo, seen = list(states), set(states)
-        while todo:
-            for nxt in self.eps[todo.pop()]:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return frozenset(seen)
-
-    def _dfa_state(self, states: frozenset[int]) -> int:
-        if not states:
-            return -1
-        sid = self._ids.get(states)
-        if sid is None:
-            sid = len(self._sets)
-            self._ids[states] = sid
-            self._sets.append(states)
-            self._rows.append({})
-            self._accepting.append(bool(states & self.accepts))
-        return sid
-
-    def _step(self, sid: int, ch: str) -> int:
-        out = set()
-        for s in self._sets[sid]:
-            for kind, arg, nxt in self.trans[s]:
-                if (kind == "any" or (kind == "one" and ch != "/") or (kind == "lit" and ch == arg)
-                        or (kind == "class" and arg.fullmatch(ch))):
-                    out.add(nxt)
-        states = self._closure(out)
-        self._cached += 1
-        if self._cached > self.MAX_CACHED:
-            self._reset()  # bounded memory: start the cache afresh (the current match continues from the new id)
-            return self._dfa_state(states)
-        nxt_id = self._dfa_state(states)
-        self._rows[sid][ch] = nxt_id
-        return nxt_id
-
-    def matches(self, text: str) -> bool:
-        sid, rows = 0, self._rows
-        for ch in text:
-            nxt = rows[sid].get(ch)
-            if nxt is None:
-                nxt = self._step(sid, ch)
-            if nxt < 0:
-                return False
-            sid = nxt
-        return self._accepting[sid]
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """One glob (default) or regex (`re:` prefix) matched against the whole string."""
-
-    source: str
-    regex: re.Pattern
-    machine: GlobMachine | None = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def parse(cls, text: str) -> "Pattern":
-        if len(text) > MAX_PATTERN:
-            raise ValueError(f"longer than {MAX_PATTERN} characters")
-        if text.startswith("re:"):
-            return cls(text, re.compile(text[3:]))
-        return cls(text, re.compile(glob_to_regex(text), re.DOTALL), GlobMachine(text))
-
-    def matches(self, value: str) -> bool:
-        if self.machine is not None:
-            return self.machine.matches(value)
-        return self.regex.fullmatch(value) is not None
-
-
 # --------------------------------------------------------------------------- dataclasses
 @dataclass(frozen=True)
 class ArgSpec:
@@ -282,6 +67,14 @@ class ToolPolicy:
     args: dict[str, ArgSpec] | None = None  # None: schema given by the tool's code
 
 
+RUN_ANNOTATIONS = frozenset({"destructive"})  # the built-in `run` tool's (tools.py), unless [tools.run] says otherwise
+
+
+def _argv_of(args: dict) -> list[str] | None:
+    argv = args.get("argv")
+    return argv if isinstance(argv, list) and all(isinstance(a, str) for a in argv) else None
+
+
 @dataclass(frozen=True)
 class Rule:
     action: str
@@ -290,6 +83,54 @@ class Rule:
     args: tuple[tuple[str, tuple[Pattern, ...]], ...] = ()
     annotations: frozenset[str] = frozenset()
     reason: str = ""
+    # Conditions on a call's `argv` (a list of strings); a rule with either never matches a call without one.
+    # argv_prefix: argv begins so (argv[i] matches a prefix's i-th pattern; "" past the end of argv).
+    argv_prefix: tuple[tuple[Pattern, ...], ...] = ()
+    # pytest: options (any alias) pytest would see when argv runs it, each with an optional value pattern.
+    pytest: tuple[tuple[str, Pattern | None], ...] = ()
+
+    def match(self, tool: str, args: dict, ann: frozenset[str], strings: Callable[[Any], list[str]],
+              env: Mapping[str, str] | None = None) -> str | None:
+        """None if the rule does not apply to this call; else a detail for the reason ("" when there is none).
+        `strings(value)` turns an argument into the strings its patterns are matched against."""
+        if self.tools and not any(p.matches(tool) for p in self.tools):
+            return None
+        if self.annotations and not self.annotations <= ann:
+            return None
+        for name, pats in self.args:
+            values = ([s for v in args.values() for s in strings(v)] if name == "*"
+                      else strings(args[name]) if name in args else None)
+            if values is None or not any(p.matches(s) for s in values for p in pats):
+                return None
+        if not (self.argv_prefix or self.pytest):
+            return ""
+        argv = _argv_of(args)
+        if argv is None:
+            return None
+        if self.argv_prefix and not any(
+                all(p.matches(argv[i] if i < len(argv) else "") for i, p in enumerate(prefix))
+                for prefix in self.argv_prefix):
+            return None
+        if self.pytest:
+            return self._pytest_detail(argv, env)
+        return ""
+
+    def _pytest_detail(self, argv: list[str], env: Mapping[str, str] | None) -> str | None:
+        wanted = tuple(name for name, _ in self.pytest)
+        for inv in pytest_args.invocations(argv, env):
+            seen = pytest_args.read(inv, wanted)
+            if seen.error is not None:
+                return seen.error
+            for name, pat in self.pytest:
+                for value in seen.options.get(name, ()):
+                    if pat is None or pat.matches(value):
+                        shown = "" if value == "true" else f" {value!r}"
+                        return f"{inv.how} would get pytest option {name}{shown}"
+        return None
+
+    def describe(self, detail: str) -> str:
+        reason = self.reason or f"denied by rule {self.id}"
+        return f"{reason} ({detail})" if detail else reason
 
 
 @dataclass(frozen=True)
@@ -330,6 +171,7 @@ class SandboxSettings:
     engine: str = "bwrap"
     max_processes: int = 256
     cpus: float = 2.0
+    workspace_quota_mb: int = 512  # bytes one run may write to the workspace, for the whole sandbox (0: no quota)
 
 
 @dataclass(frozen=True)
@@ -365,6 +207,24 @@ class Policy:
     def is_protected(self, relpath: str) -> bool:
         m = self._protect_globs
         return (m is not None and m.matches(relpath)) or any(p.matches(relpath) for p in self._protect_regexes)
+
+    def exec_denial(self, argv: list[str], env: Mapping[str, str] | None = None) -> str | None:
+        """Why this policy's deny rules refuse running `argv`, or None: the check a `run` call gets, usable for
+        every exec inside the sandbox. `env`: the environment the program would see (PYTEST_ADDOPTS ...)."""
+        if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
+            return f"argv must be a non-empty list of strings, got {_short(argv)}"
+        run = self.tools.get("run")
+        ann = run.annotations if run is not None and run.annotations else RUN_ANNOTATIONS
+        args = {"argv": list(argv)}
+        for rule in self.deny:
+            detail = rule.match("run", args, ann, _argv_strings, env)
+            if detail is not None:
+                return rule.describe(detail)
+        return None
+
+
+def _argv_strings(value: Any) -> list[str]:
+    return list(value) if isinstance(value, list) else [str(value)]
 
 
 # --------------------------------------------------------------------------- validation
@@ -456,7 +316,7 @@ def _tn(value: Any) -> str:
 
 def _rule(v: _V, action: str, i: int, raw: Any) -> Rule:
     where = f"[[{action}]] #{i + 1}"
-    v.keys(where, raw, ("id", "tool", "args", "annotations", "reason"))
+    v.keys(where, raw, ("id", "tool", "args", "annotations", "argv_prefix", "pytest", "reason"))
     rid = raw.get("id", f"{action}-{i + 1}")
     v.typed(f"{where}.id", rid, str, "a string")
     where = f"[[{action}]] #{i + 1} (id {rid!r})"
@@ -467,10 +327,29 @@ def _rule(v: _V, action: str, i: int, raw: Any) -> Rule:
         for name, pats in raw["args"].items():
             args.append((name, v.patterns(f"{where}.args.{name}", pats)))
     annotations = v.annotations(f"{where}.annotations", raw["annotations"]) if "annotations" in raw else frozenset()
-    if not tools and not args and not annotations:
-        v.fail(where, "matches every call; give at least one of tool, args, annotations")
+    prefixes = []
+    if "argv_prefix" in raw:
+        pre = raw["argv_prefix"]
+        if not isinstance(pre, list) or not pre or not all(isinstance(p, list) and p for p in pre):
+            v.fail(f"{where}.argv_prefix", f"must be a non-empty list of argv prefixes, each a non-empty list of "
+                   f'patterns (e.g. [["python", "-I"], ["pytest"]]), got {_short(pre)}')
+        prefixes = [v.patterns(f"{where}.argv_prefix[{k}]", p) for k, p in enumerate(pre)]
+    pytest = []
+    if "pytest" in raw:
+        for opt in v.strings(f"{where}.pytest", raw["pytest"]):
+            name, eq, pat = opt.partition("=")
+            if not pytest_args.valid_option(name):
+                names = pytest_args.option_names() or {}
+                hint = difflib.get_close_matches(name[:100], list(names), n=3)
+                v.fail(f"{where}.pytest", f"{_short(name)} is not a pytest option"
+                       + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                       + "; give option strings as `pytest --help` lists them (-k, --deselect, ...), optionally "
+                       "with =PATTERN for the value")
+            pytest.append((name, v.patterns(f"{where}.pytest.{name}", pat)[0] if eq else None))
+    if not tools and not args and not annotations and not prefixes and not pytest:
+        v.fail(where, "matches every call; give at least one of tool, args, annotations, argv_prefix, pytest")
     reason = v.typed(f"{where}.reason", raw.get("reason", ""), str, "a string")
-    return Rule(action, rid, tools, tuple(args), annotations, reason)
+    return Rule(action, rid, tools, tuple(args), annotations, reason, tuple(prefixes), tuple(pytest))
 
 
 def _args_schema(v: _V, where: str, raw: Any) -> dict[str, ArgSpec]:
@@ -490,6 +369,13 @@ LOADER_ENV = re.compile(r"LD_.*|GCONV_PATH|GETCONF_DIR|GLIBC_TUNABLES|HOSTALIASE
                         r"RES_OPTIONS|RESOLV_.*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_TIMEOUT_S = 10 ** 7  # about 115 days
+
+
+def _quota_mb(v: Any, value: Any) -> int:
+    """[sandbox].workspace_quota_mb: 0 (no quota) or a positive number of MiB."""
+    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
+        return 0
+    return v.positive("[sandbox].workspace_quota_mb", value, most=2 ** 30)
 
 
 def _env_name(v: _V, where: str, name: str) -> None:
@@ -598,7 +484,8 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
     if "sandbox" in data:
         s = v.keys("[sandbox]", data["sandbox"], ("network", "filesystem", "timeout_s", "memory_mb",
                                                   "max_output_bytes", "max_file_bytes", "env", "env_passthrough",
-                                                  "hide", "engine", "max_processes", "cpus"))
+                                                  "hide", "engine", "max_processes", "cpus",
+                                                  "workspace_quota_mb"))
         env = v.table("[sandbox].env", s.get("env", {}), "a table of NAME -> string")
         passthrough = v.strings("[sandbox].env_passthrough", s.get("env_passthrough", []))
         for k, val in env.items():
@@ -625,7 +512,8 @@ def validate(data: Any, text_digest: str, source: str = "<inline>") -> Policy:
             hide=hide, engine=v.choice("[sandbox].engine", s.get("engine", sb.engine), ENGINES),
             max_processes=v.positive("[sandbox].max_processes", s.get("max_processes", sb.max_processes),
                                      most=2 ** 22),
-            cpus=float(v.positive("[sandbox].cpus", s.get("cpus", sb.cpus), integer=False, most=2 ** 16)))
+            cpus=float(v.positive("[sandbox].cpus", s.get("cpus", sb.cpus), integer=False, most=2 ** 16)),
+            workspace_quota_mb=_quota_mb(v, s.get("workspace_quota_mb", sb.workspace_quota_mb)))
 
     return Policy(name=name, declared_version=str(version), digest=text_digest, default=default,
                   ask_destructive=ask_destructive, tools=tools, deny=rules["deny"], ask=rules["ask"],

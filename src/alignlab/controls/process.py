@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignlab.controls import bwrap as bwrap_mod
+from alignlab.controls import quota as quota_mod
 from alignlab.controls import seccomp_bpf
 from alignlab.controls.cgroups import Limits, SandboxCgroup
 from alignlab.controls.policy import SandboxSettings
@@ -36,6 +37,7 @@ from alignlab.controls.sandbox import SandboxViolation
 
 LAUNCHER = str(Path(__file__).with_name("_launch.py"))
 BWRAP_SHIM = str(Path(__file__).with_name("_bwrap_exec.py"))
+QUOTA_SHIM = str(Path(__file__).with_name("_quota_exec.py"))
 OPEN_FILES = 256
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -110,13 +112,16 @@ class Runner:
     """Runs argv lists in the workspace under the policy's sandbox settings."""
 
     def __init__(self, root: str | Path, settings: SandboxSettings, readonly: tuple[str, ...] = (),
-                 hide: tuple[str, ...] = ()):
+                 hide: tuple[str, ...] = (), workspace_quota_bytes: int | None = -1):
         self.root = Path(root).resolve()
         if self.root == Path("/"):
             raise SandboxViolation("the workspace cannot be the filesystem root")
         self.settings = settings
         self.readonly = readonly  # absolute paths of protected files, bound read-only in the sandbox
         self.hide_extra = hide  # e.g. the guard's state folder (audit log, checkpoints)
+        if workspace_quota_bytes == -1:  # not given: the settings' (policy [sandbox].workspace_quota_mb)
+            workspace_quota_bytes = (getattr(settings, "workspace_quota_mb", 0) << 20) or None
+        self.workspace_quota_bytes = workspace_quota_bytes  # bytes a run may write to the workspace (None: no quota)
 
     def run(self, argv: list[str], timeout_s: float | None = None,
             readonly: tuple[str, ...] | None = None) -> RunResult:
@@ -153,8 +158,13 @@ class Runner:
         rlimits = {"RLIMIT_AS": mem, "RLIMIT_CPU": int(timeout) + 1, "RLIMIT_FSIZE": s.max_file_bytes,
                    "RLIMIT_CORE": 0, "RLIMIT_NOFILE": OPEN_FILES}
         rfd, wfd = os.pipe()
-        plan, extra_fds = None, []
+        plan, extra_fds, quota, quota_note = None, [], None, ""
         try:
+            if ok and want_fs and getattr(self, "workspace_quota_bytes", None):
+                try:
+                    quota = quota_mod.WorkspaceQuota.create(str(cwd), self.workspace_quota_bytes)
+                except OSError as exc:
+                    quota_note = str(exc)
             if ok:
                 try:
                     prog, seccomp_note = seccomp_bpf.build(), f"classic BPF ({seccomp_bpf.native_arch()})"
@@ -169,13 +179,19 @@ class Runner:
                 os.write(args_fd, b"".join(os.fsencode(x) + b"\0" for x in plan.args))
                 os.lseek(args_fd, 0, os.SEEK_SET)
                 command = [exe, "--args", str(args_fd), "--", *argv]
+                if quota is not None:  # the overlay is mounted just before bubblewrap starts (_quota_exec.py)
+                    command = [sys.executable, "-I", "-S", QUOTA_SHIM,
+                               json.dumps({"status_fd": wfd, **quota.shim_config()}), "--", *command]
                 isolation = dict(plan.isolation, seccomp_filter=seccomp_note)
             else:  # an "-if-available" policy on a machine that refuses namespaces: explicit, and reported
                 command = list(argv)
                 isolation = {"engine": "none", "network": False, "filesystem": False, "pid_namespace": False,
                              "reason": f"bubblewrap cannot create namespaces here ({why})"}
-            isolation["limits"] = self._limit_labels(cg, timeout, mem, bool(plan))
-            cfg = {"status_fd": wfd, "cgroup_procs": cg.procs, "rlimits": rlimits, "bwrap": bool(plan)}
+            isolation["limits"] = self._limit_labels(cg, timeout, mem, bool(plan), quota, quota_note)
+            cfg = {"status_fd": wfd, "cgroup_procs": cg.procs, "rlimits": rlimits, "bwrap": bool(plan),
+                   # where the command starts in `command`: the sandbox's inner stage goes right before it (a
+                   # search for "--" would stop at the quota shim's and run the inner stage outside bubblewrap)
+                   "command_at": len(command) - len(argv)}
             env = scrubbed_env(s, cwd)
             started = time.monotonic()
             try:
@@ -192,7 +208,23 @@ class Runner:
             duration = time.monotonic() - started
             cg.kill()  # anything left (the PID namespace already died with the command)
             events = cg.events()
+            if quota is not None:  # nothing runs in the sandbox any more: copy what it wrote back
+                usage = quota.usage()
+                outside: list[set[str]] = []  # hard links to outside files, found only if a linked file changed
+
+                def linked_inside(rel: str) -> bool:
+                    if not outside:
+                        outside.append(set(bwrap_mod.scan_workspace(str(cwd))[0]))
+                    return str(cwd / rel) not in outside[0]
+
+                isolation["workspace_quota"] = dict(usage, **quota.sync_back(self._skip_top(cwd), linked_inside))
+                if usage["full"]:
+                    events["workspace_quota_full"] = usage["limit_bytes"]
+                    err += (f"\nalignlab-sandbox: the workspace write quota ({usage['limit_bytes']} bytes) was "
+                            "used up; writes beyond it failed with ENOSPC (No space left on device)\n").encode()
         finally:
+            if quota is not None:
+                quota.close()
             for fd in (rfd, wfd, *extra_fds):
                 if fd >= 0:
                     os.close(fd)
@@ -212,7 +244,17 @@ class Runner:
         return RunResult(list(argv), proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                          timed_out, truncated, duration, isolation)
 
-    def _limit_labels(self, cg: SandboxCgroup, timeout: float, mem: int, confined: bool) -> dict:
+    def _skip_top(self, cwd: Path) -> tuple[str, ...]:
+        """Top-level names in the workspace that the sandbox hides (the guard's state): never synced back."""
+        out = []
+        for h in (*self.settings.hide, *self.hide_extra):
+            h = os.path.normpath(h)
+            if bwrap_mod.under(h, str(cwd)) and h != str(cwd):
+                out.append(os.path.relpath(h, cwd).split("/")[0])
+        return tuple(out)
+
+    def _limit_labels(self, cg: SandboxCgroup, timeout: float, mem: int, confined: bool,
+                      quota: quota_mod.WorkspaceQuota | None = None, quota_note: str = "") -> dict:
         s, m = self.settings, cg.mechanisms
         per_proc = f"RLIMIT_AS={mem} per process"
         return {
@@ -224,7 +266,10 @@ class Runner:
                     + f"RLIMIT_CPU={int(timeout) + 1}s per process; wall clock {timeout:g}s for the whole sandbox"),
             "disk": ((f"/tmp tmpfs {bwrap_mod.TMP_BYTES >> 20} MiB and /dev/shm {bwrap_mod.SHM_BYTES >> 20} MiB per "
                       "sandbox; " if confined else "")
-                     + f"RLIMIT_FSIZE={s.max_file_bytes} per file; no sandbox-wide quota on the workspace"),
+                     + f"RLIMIT_FSIZE={s.max_file_bytes} per file; "
+                     + (f"workspace: {quota.limit_bytes} bytes written per run for the whole sandbox (overlay on a "
+                        "size-limited tmpfs)" if quota is not None else
+                        f"no sandbox-wide quota on the workspace{f' ({quota_note})' if quota_note else ''}")),
             "open_files": f"RLIMIT_NOFILE={OPEN_FILES} per process",
         }
 

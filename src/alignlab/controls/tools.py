@@ -10,11 +10,14 @@ for data exfiltration points.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 from alignlab.controls.audit import canonical
-from alignlab.controls.policy import ArgSpec
+from alignlab.controls.policy import RUN_ANNOTATIONS, ArgSpec
 from alignlab.controls.process import Runner
 from alignlab.controls.sandbox import Workspace
 
@@ -86,6 +89,30 @@ def readonly_paths(ws: Workspace, protected: Callable[[str], bool] | None) -> tu
     return tuple(str(ws.root / rel) for rel in dirs + files)
 
 
+def clear_setid_bits(root: Path, skip: Iterable[str] = ()) -> list[str]:
+    """Clear set-user-ID and set-group-ID bits on the workspace's regular files; the paths cleared.
+
+    Inside the sandbox every mount is nosuid, but a file a command leaves with those bits (a copy of an
+    interpreter, owned by the caller, chmod 4755) keeps them on the host: whoever runs it later would run it with
+    the caller's rights. Called after the command's processes are all gone, so nothing can swap a file meanwhile.
+    """
+    out = []
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for dirpath, dirnames, filenames, dfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+            base = dirpath[2:] if dirpath.startswith("./") else ""
+            if not base:
+                dirnames[:] = [d for d in dirnames if d not in skip]
+            for name in filenames:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                    os.chmod(name, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID), dir_fd=dfd)
+                    out.append(f"{base}/{name}" if base else name)
+    finally:
+        os.close(fd)
+    return sorted(out)
+
+
 def coding_tools(ws: Workspace, runner: Runner | None,
                  protected: Callable[[str], bool] | None = None) -> list[Tool]:
     """read_file, list_files, write_file, edit_file, delete_file, run: what a coding agent needs.
@@ -130,6 +157,6 @@ def coding_tools(ws: Workspace, runner: Runner | None,
             return {"returncode": res.returncode, "stdout": res.stdout, "stderr": res.stderr,
                     "timed_out": res.timed_out, "truncated": res.truncated, "isolation": res.isolation}
 
-        tools.append(Tool("run", run, spec(argv="list[str]", timeout_s="float?"), frozenset({"destructive"}),
+        tools.append(Tool("run", run, spec(argv="list[str]", timeout_s="float?"), RUN_ANNOTATIONS,
                           mutates=lambda a: ALL, doc="Run a command (argv list, no shell) in the sandbox."))
     return tools
