@@ -7,7 +7,7 @@ STAMP := $(VENV)/.alignlab-installed
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-all lint venv browser sandbox bench clean
+.PHONY: demo test test-all lint venv browser sandbox clients bench clean
 
 venv: $(STAMP)
 
@@ -34,17 +34,29 @@ sandbox:
 	  { (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 || \
 	    echo "warning: could not install bubblewrap; sandboxed commands will refuse to run"; }
 
+CLIENTS := .venv-clients/.installed
+
+# Outside clients (lm-evaluation-harness, garak) for tests/evals/test_real_clients.py, in their own venv: garak pins
+# older transformers and openai than requirements.txt.
+$(CLIENTS): requirements-clients.txt
+	test -x .venv-clients/bin/python || $(PYTHON) -m venv .venv-clients
+	.venv-clients/bin/pip install -q torch==2.13.0
+	.venv-clients/bin/pip install -q -r requirements-clients.txt
+	touch $(CLIENTS)
+
+clients: $(CLIENTS)
+
 demo: venv
 	$(BIN)/alignlab demo
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 
-test: venv browser sandbox lint
+test: venv browser sandbox clients lint
 	$(BIN)/python -m pytest -q
 
 # The slow tests too (full presets); see docs/benchmarks.md for the benchmark scripts.
-test-all: venv browser sandbox
+test-all: venv browser sandbox clients
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 ANCHORS := .venv-anchors/.installed

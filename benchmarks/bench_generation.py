@@ -10,7 +10,9 @@ same prompts (token ids) and the same max_new_tokens:
   groups of 8, one decoding batch, finished rows dropped, `lm.generate.BatchDecoder` steps) on the safetensors
   copy of the same GGUF, at decoding batches 1, 32 and 64 (the are-you-sure eval asks 32 unique first turns, then
   64 dialogues per turn, per chunk of 32 items); `before`: the same at batch 32 through transformers' forward, the
-  decoding loop before `BatchDecoder` (its replies are checked to be the same).
+  decoding loop before `BatchDecoder` (its replies are checked to be the same); `continuous`: the same prompts through
+  `lm.continuous.generate_continuous` (continuous batching: a finished row's slot is refilled with the next waiting
+  prompt, the prompts' common prefix prefilled once), at the same decoding batches.
 
 Workloads: `length` (EOS ignored: every prompt decodes exactly max_new_tokens) and `eos` (stop at the end of the
 turn, as the evals do: short factual answers, so prompt processing weighs about as much as decoding), on the
@@ -18,10 +20,13 @@ are-you-sure eval's first-turn prompts; `eval`: the are-you-sure protocol (items
 `LocalChatModel`, and llama.cpp answering the same rendered prompts single-stream, each dialogue's turns in order.
 
 Figures: tokens/s of generated tokens (EOS included; prompt processing inside the wall time of both); the ratio
-to llama.cpp; generation FLOP/s = 2 x (weights of every matrix a generated token passes through: all Linear layers,
-the tied LM head included, embeddings are lookups; attention scores and prompt tokens not counted) x tokens/s,
-against the best `torch.matmul` rate on 2048^3 in the dtype used, same threads and cores, before and after.
-Target: alignlab at the evals' batch sizes >= 5x llama.cpp single-stream.
+to llama.cpp; generation FLOP/s: per generated token, 2 x (weights of every matrix it passes through: all Linear
+layers, the tied LM head included; embeddings are lookups) plus attention, 4 x layers x heads x head_dim x the
+context it attends to (prompt and tokens before it; scores and the weighted sum of values), summed over the
+generated tokens and divided by the wall time (prompt tokens' FLOPs not counted, their time is); against the best
+`torch.matmul` rate on 2048^3 in the dtype used, same threads and cores, before and after.
+Target: continuous batching at the evals' batch sizes, with EOS stop and on the protocol, >= 5x llama.cpp
+single-stream.
 
 Run: .venv/bin/python benchmarks/bench_generation.py [--threads 1] [--rounds 2] [--quick]
 """
@@ -124,6 +129,19 @@ def matrix_params(model) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def attention_flops(model) -> int:
+    """FLOPs of attention per generated token per token of context: q.k and the weighted sum of v, every layer."""
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return 4 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim
+
+
+def generation_flops(params: int, attn: int, pairs) -> float:
+    """FLOPs of generating, for (prompt tokens, generated tokens) pairs: each generated token passes every matrix
+    once (2 x params) and attends to the prompt and the tokens before it."""
+    return sum(c * 2 * params + attn * (c * p + c * (c - 1) // 2) for p, c in pairs)
+
+
 def first_turn_prompts(tokenizer, n: int) -> list[str]:
     """The are-you-sure eval's first user turn for n items (rendered with the chat template)."""
     from alignlab.core import registry
@@ -136,11 +154,19 @@ def first_turn_prompts(tokenizer, n: int) -> list[str]:
 
 
 def ours(model, tokenizer, prompts: list[str], batch: int, max_new_tokens: int, stop: bool,
-         fast: bool = True) -> tuple[float, list]:
+         fast: bool = True, continuous: bool = False) -> tuple[float, list]:
     """alignlab's batched generation as LocalChatModel runs it (fresh prefix store); (seconds, generations).
-    fast=False decodes through transformers' forward instead of `BatchDecoder` (the code before it)."""
+    fast=False decodes through transformers' forward instead of `BatchDecoder` (the code before it); continuous=True
+    runs every prompt through one continuous batch of `batch` slots."""
     from alignlab.lm import prefix_cache
+    from alignlab.lm.continuous import generate_continuous
     from alignlab.lm.prefix_cache import PrefixStore, generate_cached
+
+    if continuous:
+        started = time.perf_counter()
+        gens = generate_continuous(model, tokenizer, prompts, PrefixStore(), max_new_tokens=max_new_tokens,
+                                   prefill_batch=8, decode_batch=batch, stop_at_eos=stop)
+        return time.perf_counter() - started, gens
 
     create = prefix_cache.BatchDecoder.create
     if not fast:
@@ -157,34 +183,39 @@ def ours(model, tokenizer, prompts: list[str], batch: int, max_new_tokens: int, 
         prefix_cache.BatchDecoder.create = create
 
 
-def eval_protocol(chat, items: int, max_new_tokens: int) -> tuple[float, int, list[str]]:
-    """Play the are-you-sure protocol through LocalChatModel; (seconds, generated tokens, prompts asked in order)."""
+def eval_protocol(chat, items: int, max_new_tokens: int, continuous: bool = False) -> tuple[float, list, list[str]]:
+    """Play the are-you-sure protocol through LocalChatModel; (seconds, generations, prompts asked in order).
+    continuous=True: LocalChatModel generating through `generate_continuous` instead of `generate_cached`."""
     from alignlab.core import registry
     from alignlab.evals.protocols import are_you_sure, play
-    from alignlab.lm.prefix_cache import PrefixStore
+    from alignlab.lm import chat as chat_module
+    from alignlab.lm.continuous import generate_continuous
+    from alignlab.lm.prefix_cache import PrefixStore, generate_cached
 
     cls = registry.get("eval", "sycophancy-are-you-sure")
     chosen = cls(cls.Config()).select(items, seed=0)
     dialogues = [are_you_sure(s.question, control=arm) for s in chosen for arm in (False, True)]
     asked: list[str] = []
-    tokens = [0]
+    gens: list = []
     generate = type(chat).generate
 
     def recording(messages_batch, *args, **kwargs):
         asked.extend(chat.render(m) for m in messages_batch)
         out = generate(chat, messages_batch, *args, **kwargs)
-        tokens[0] += sum(g.completion_tokens for g in out)
+        gens.extend(out)
         return out
 
     chat.prefix_store = PrefixStore()
     chat.generate = recording
+    chat_module.generate_cached = generate_continuous if continuous else generate_cached
     try:
         started = time.perf_counter()
         play(chat, dialogues, max_new_tokens=max_new_tokens)
         seconds = time.perf_counter() - started
     finally:
         del chat.generate
-    return seconds, tokens[0], asked
+        chat_module.generate_cached = generate_cached
+    return seconds, gens, asked
 
 
 def run_llamacpp(job: dict) -> dict | None:
@@ -222,6 +253,7 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=32,
                         help="also decode at this batch through transformers' forward (the code before "
                              "BatchDecoder; 0: off)")
+    parser.add_argument("--continuous", type=int, default=1, help="also run the continuous-batching arms (0: off)")
     parser.add_argument("--quick", action="store_true", help="1 round, 32 prompts, batches 1,32, no eval arm")
     parser.add_argument("--llamacpp-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,6 +282,7 @@ def main() -> int:
           f"greedy; max_new_tokens {args.max_new_tokens}", flush=True)
     peak = matmul_peak(dtype)
     params = matrix_params(model)
+    attn = attention_flops(model)
     prompts = first_turn_prompts(tok, args.prompts)
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     eos = sorted(_eos_ids(model, tok))
@@ -261,14 +294,17 @@ def main() -> int:
           f"token; EOS ids {eos}", flush=True)
 
     # arm -> (best seconds, generated tokens, prompts it answered); replies of the last round
-    best: dict[str, tuple[float, int, int]] = {}
+    best: dict[str, tuple[float, int, int, float]] = {}
     replies: dict[str, list[str]] = {}
     version = "?"
 
-    def keep(key: str, seconds: float, n_tokens: int, n_prompts: int) -> None:
+    def keep(key: str, seconds: float, n_tokens: int, n_prompts: int, flops: float) -> None:
         if key not in best or seconds < best[key][0]:
-            best[key] = (seconds, n_tokens, n_prompts)
+            best[key] = (seconds, n_tokens, n_prompts, flops)
         print(f"  {key:<34} {n_tokens / seconds:8.1f} tok/s", flush=True)
+
+    def ours_flops(gens) -> float:
+        return generation_flops(params, attn, [(g.prompt_tokens, g.completion_tokens) for g in gens])
 
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}", flush=True)
@@ -278,16 +314,24 @@ def main() -> int:
             for b in batches:
                 subset = prompts[:single] if b == 1 else prompts
                 seconds, gens = ours(model, tok, subset, b, args.max_new_tokens, w == "eos")
-                keep(f"alignlab {w} batch {b}", seconds, sum(g.completion_tokens for g in gens), len(subset))
+                keep(f"alignlab {w} batch {b}", seconds, sum(g.completion_tokens for g in gens), len(subset),
+                     ours_flops(gens))
                 replies[f"alignlab {w} batch {b}"] = [g.text for g in gens]
+                if args.continuous and b > 1:
+                    seconds, gens = ours(model, tok, subset, b, args.max_new_tokens, w == "eos", continuous=True)
+                    keep(f"continuous {w} batch {b}", seconds, sum(g.completion_tokens for g in gens), len(subset),
+                         ours_flops(gens))
+                    replies[f"continuous {w} batch {b}"] = [g.text for g in gens]
             if args.baseline:
                 seconds, gens = ours(model, tok, prompts, args.baseline, args.max_new_tokens, w == "eos", fast=False)
-                keep(f"before {w} batch {args.baseline}", seconds, sum(g.completion_tokens for g in gens), len(prompts))
+                keep(f"before {w} batch {args.baseline}", seconds, sum(g.completion_tokens for g in gens), len(prompts),
+                     ours_flops(gens))
                 if [g.text for g in gens] != replies.get(f"alignlab {w} batch {args.baseline}", [g.text for g in gens]):
                     print("  WARNING: the transformers-forward steps replied differently")
         if args.eval_items:
-            seconds, n_tokens, asked = eval_protocol(chat, args.eval_items, args.max_new_tokens)
-            keep("alignlab eval", seconds, n_tokens, len(asked))
+            for label, cont in (("alignlab", False), ("continuous", True))[:1 + bool(args.continuous)]:
+                seconds, gens, asked = eval_protocol(chat, args.eval_items, args.max_new_tokens, continuous=cont)
+                keep(f"{label} eval", seconds, sum(g.completion_tokens for g in gens), len(asked), ours_flops(gens))
             # single stream answers each dialogue's turns in order, so each prompt extends the one before it
             asked_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in sorted(asked)]
             sets.append({"name": "eval", "prompts": asked_ids, "max_new_tokens": args.max_new_tokens, "stop": True})
@@ -296,11 +340,14 @@ def main() -> int:
         if anchor is None:
             break
         version = anchor["version"]
+        lengths = {s["name"]: [len(p) for p in s["prompts"]] for s in sets}
         for r in anchor["results"]:
-            keep(f"llama.cpp {r['name']}", sum(r["seconds"]), sum(map(len, r["outputs"])), len(r["outputs"]))
+            pairs = list(zip(lengths[r["name"]], map(len, r["outputs"])))
+            keep(f"llama.cpp {r['name']}", sum(r["seconds"]), sum(map(len, r["outputs"])), len(r["outputs"]),
+                 generation_flops(params, attn, pairs))
             if r["name"] in workloads and 1 in batches and single:
                 keep(f"llama.cpp {r['name']} first {single}", sum(r["seconds"][:single]),
-                     sum(map(len, r["outputs"][:single])), single)
+                     sum(map(len, r["outputs"][:single])), single, generation_flops(params, attn, pairs[:single]))
             replies[f"llama.cpp {r['name']}"] = [tok.decode([t for t in o if t not in eos], skip_special_tokens=True)
                                                  .strip() for o in r["outputs"]]
     peak = max(peak, matmul_peak(dtype))
@@ -311,23 +358,24 @@ def main() -> int:
     print(f"{'arm':<34} {'prompts':>7} {'tokens':>7} {'tok/s':>8} {'vs llama.cpp':>13} {'GFLOP/s':>8} {'% peak':>7}")
     met = any(k.startswith("llama.cpp") for k in best)
     for w in workloads + (["eval"] if args.eval_items else []):
-        keys = [f"alignlab {w} batch {b}" for b in batches] if w != "eval" else ["alignlab eval"]
+        keys = [f"{arm} {w} batch {b}" for b in batches for arm in ("alignlab", "continuous")] if w != "eval" \
+            else ["alignlab eval", "continuous eval"]
         keys += [f"before {w} batch {args.baseline}"] if args.baseline and w != "eval" else []
         for key in [f"llama.cpp {w}"] + keys:
             if key not in best:
                 continue
-            seconds, n_tokens, n_prompts = best[key]
+            seconds, n_tokens, n_prompts, flops = best[key]
             rate = n_tokens / seconds
             anchor_key = f"llama.cpp {w} first {single}" if key.endswith(" batch 1") else f"llama.cpp {w}"
             ratio = ""
             if anchor_key in best and not key.startswith("llama.cpp"):
                 anchor_rate = best[anchor_key][1] / best[anchor_key][0]
                 ratio = f"{rate / anchor_rate:.2f}x"
-                if key.startswith("alignlab") and not key.endswith(" batch 1"):
+                if key.startswith("continuous") and w != "length":  # the realistic cases: EOS stop, the protocol
                     met &= rate >= TARGET * anchor_rate
             elif key.startswith("llama.cpp"):
                 ratio = "1.00x"
-            gflops = 2 * params * rate / 1e9
+            gflops = flops / seconds / 1e9
             print(f"{key:<34} {n_prompts:>7} {n_tokens:>7} {rate:>8.1f} {ratio:>13} {gflops:>8.1f} "
                   f"{100 * gflops / peak:>6.1f}%")
     if "eos" in workloads and "llama.cpp eos" in replies:
@@ -335,7 +383,11 @@ def main() -> int:
         same = sum(a == b for a, b in zip(mine, theirs))
         print(f"greedy replies identical, alignlab ({dtype}) and llama.cpp (Q4_1 weights, Q8 activations): "
               f"{same}/{len(mine)}")
-    print(f"target: alignlab at the evals' batch sizes >= {TARGET:g}x llama.cpp single-stream "
+        if f"continuous eos batch {batches[-1]}" in replies:
+            cont = replies[f"continuous eos batch {batches[-1]}"]
+            print(f"greedy replies identical, continuous and alignlab batch {batches[-1]}: "
+                  f"{sum(a == b for a, b in zip(cont, mine))}/{len(mine)}")
+    print(f"target: continuous batching, EOS stop and the eval protocol, >= {TARGET:g}x llama.cpp single-stream "
           f"[{'ok' if met else 'MISSED'}]")
     return 0 if met else 1
 

@@ -33,6 +33,9 @@ def test_eval_prints_every_metric_and_writes_results(tiny_path, tmp_path):
     assert saved["eval"] == "sycophancy-are-you-sure-v0" and len(saved["items"]) == 3
     assert all({"value", "lo", "hi", "n"} <= set(m) for m in saved["metrics"].values())
     assert saved["config"]["max_new_tokens"] == 4
+    from alignlab.lm.models import resolve_dtype
+
+    assert saved["dtype"] == resolve_dtype("auto") and saved["dtype"] in result.output  # the default, shown
     lines = (out / "transcripts.jsonl").read_text().splitlines()
     assert len(lines) == 3 and "challenge" in json.loads(lines[0])
 
@@ -48,6 +51,12 @@ def test_eval_prints_every_metric_and_writes_results(tiny_path, tmp_path):
 def test_bad_input_is_a_user_error(args, exc, message, tmp_path):
     result = CliRunner().invoke(eval_cmd, args + ["--out", str(tmp_path / "x")])
     assert isinstance(result.exception, exc) and message in str(result.exception)
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_unknown_dtype_names_the_valid_ones(tmp_path):
+    result = CliRunner().invoke(eval_cmd, ["framing", "--dtype", "float16", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "'float16' is not one of 'auto', 'float32', 'bfloat16'" in result.output
     assert not (tmp_path / "x").exists()
 
 

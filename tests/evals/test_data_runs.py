@@ -171,7 +171,8 @@ def test_experiment_data_field_is_validated_before_anything_runs(tmp_path):
 def test_experiment_cells_carry_the_data_label_and_shipped_cells_are_unchanged():
     cls = experiment()
     qa = str(FIXTURES / "qa_small.jsonl")
-    config = cls.Config(evals=("sycophancy-answer-v0", "framing-v0"), data=(f"sycophancy-answer={qa}",), limit=3)
+    config = cls.Config(evals=("sycophancy-answer-v0", "framing-v0"), data=(f"sycophancy-answer={qa}",), limit=3,
+                        dtype="float32")
     answer, framing = cls(config).cells()
     assert answer == {"eval": "sycophancy-answer-v0", "model": "embedded", "limit": 3, "eval_preset": "default",
                       "dtype": "float32", "data": label_of("qa_small.jsonl"), "data_file": qa, "data_format": "jsonl"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_grid_runs_stores_artifacts_and_reports(tmp_path):
 
     cls = registry.get("experiment", "behavioural-evals")
     config = cls.Config(evals=("sycophancy-answer-v0", "framing-v0"), models=(str(cached_tiny_llama()),), limit=3,
-                        eval_preset="quick")
+                        eval_preset="quick", answer_suffix="", wording="sharma", dtype="float32")
     runs = tmp_path / "runs"
     summary = runner.run(cls.registered_name, config, seeds=2, workers=1, runs_dir=runs)
     assert (summary.ok, summary.failed) == (4, 0)
@@ -35,7 +36,13 @@ def test_grid_runs_stores_artifacts_and_reports(tmp_path):
         assert len(r.artifacts) == 3 and all((runs / a).is_file() for a in r.artifacts)
         page = (runs / r.artifacts[0]).read_text()
         assert page.startswith("<!DOCTYPE html>") and "assistant" in page
+    answer = [r for r in records if r.config["eval"] == "sycophancy-answer-v0"]
+    assert all(r.data["eval_config"]["answer_suffix"] == "" and r.data["eval_config"]["wording"] == "sharma"
+               and r.data["dtype"] == "float32" for r in answer)
+    sent = json.loads((runs / answer[0].artifacts[1]).read_text().splitlines()[0])["wrong"][0]["content"]
+    assert sent.endswith("but I'm really not sure.")  # Sharma et al.'s template verbatim, no suffix after it
     section = html.experiment_section(cls.registered_name, records)
+    assert "Protocol of each eval" in section and "sharma" in section
     assert "Comparison across models" in section and "Every metric of every cell" in section
     assert "transcripts.html" in section and "Refusal detector against hand labels" in section
     again = runner.run(cls.registered_name, config, seeds=2, workers=1, runs_dir=runs)
@@ -55,6 +62,21 @@ def test_pooled_comparison_counts_each_item_once(tmp_path):
     assert pooled["agree_wrong"].n == 4 and pooled["gap"].value == 1
 
 
+def test_headline_is_answer_agreement_over_pooled_items():
+    from alignlab.core.record import RunRecord
+
+    items = [{"id": f"i{k}", "category": "c", "suggested": "x", "status_none": "correct", "correct_none": 1.0,
+              "names_suggested_none": 0.0, "status_wrong": "other", "correct_wrong": 0.0,
+              "names_suggested_wrong": float(k % 2)} for k in range(6)]
+    recs = [RunRecord("behavioural-evals-v0", {"eval": "sycophancy-answer-v0", "model": "m", "eval_preset": "quick"},
+                      "h", seed, "ok", "v", data={"items": items[3 * seed:3 * seed + 4]}) for seed in (0, 1)]
+    cls = registry.get("experiment", "behavioural-evals")
+    label, value = cls().headline(recs)
+    assert "bootstrap over 6 items" in label and value.n == 6 and value.mean == 0.5 and 0 < value.half < 0.5
+    framing = [dataclasses.replace(r, config={**r.config, "eval": "framing-v0"}) for r in recs]
+    assert cls().headline(framing) is None
+
+
 def test_config_is_validated():
     from alignlab.experiments.behavioural_evals import registered_evals
 
@@ -72,11 +94,43 @@ def test_config_is_validated():
 
 
 def test_cell_params_are_unchanged():
-    """Stored results stay valid: a cell's parameters (so its hash) are as they were."""
+    """Stored results stay valid: a cell's parameters (so its hash) are as they were; the default protocol adds no
+    key, and `dtype` is the one the cell runs with (auto resolved)."""
+    from alignlab.lm.models import resolve_dtype
+
     cls = registry.get("experiment", "behavioural-evals")
-    cells = cls(cls.Config(evals=("framing-v0",), judge="embedded")).cells()
+    cells = cls(cls.Config(evals=("framing-v0",), judge="embedded", dtype="float32")).cells()
     assert cells == [{"eval": "framing-v0", "model": "embedded", "limit": 120, "eval_preset": "default",
                       "dtype": "float32", "judge": "embedded"}]
+    assert cls.Config().dtype == "auto" and {c["dtype"] for c in cls().cells()} == {resolve_dtype("auto")}
+
+
+def test_protocol_settings_reach_every_eval_that_has_them():
+    cls = registry.get("experiment", "behavioural-evals")
+    config = cls.Config(evals=("sycophancy-answer-v0", "sycophancy-are-you-sure-v0", "calibration-v0", "framing-v0",
+                               "sycophancy-feedback-v0"), answer_suffix="", wording="sharma", judge="embedded")
+    keys = ("answer_suffix", "wording", "judge")
+    params = {c["eval"]: {k: c[k] for k in keys if k in c} for c in cls(config).cells()}
+    assert params == {
+        "sycophancy-answer-v0": {"answer_suffix": "", "wording": "sharma", "judge": "embedded"},
+        "sycophancy-are-you-sure-v0": {"answer_suffix": "", "judge": "embedded"},
+        "calibration-v0": {"answer_suffix": ""}, "framing-v0": {"judge": "embedded"}, "sycophancy-feedback-v0": {}}
+    for e, p in params.items():  # every setting a cell carries is a field of that eval's config
+        eval_config = registry.get("eval", e).Config()
+        assert all(getattr(dataclasses.replace(eval_config, **p), k) == v for k, v in p.items())
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"wording": "verbatim"}, "wording must be one of alignlab, sharma (got 'verbatim')"),
+    ({"answer_suffix": "Be brief.\n"}, "answer_suffix must be one line"),
+    ({"evals": ("framing-v0",), "wording": "sharma"}, "wording applies to sycophancy-answer-v0; evals (framing-v0)"),
+    ({"evals": ("sycophancy-feedback-v0",), "answer_suffix": ""}, "answer_suffix applies to"),
+    ({"judge": "openai:nowhere"}, "judge: bad endpoint spec"),
+])
+def test_protocol_settings_are_validated(kwargs, message):
+    cls = registry.get("experiment", "behavioural-evals")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cls.Config(**kwargs)
 
 
 class _DummyEval(Eval):

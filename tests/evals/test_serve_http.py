@@ -100,7 +100,7 @@ def chat_body(srv, **kw) -> bytes:
                        "max_tokens": 2, "temperature": 0, **kw}).encode()
 
 
-def test_keep_alive_survives_404_413_and_400_with_unread_bodies(srv):
+def test_defect_keep_alive_survives_error_replies_with_unread_bodies(srv):
     """Old server: the unread body of a 404 or 413 was parsed as the next request on the connection."""
     with connect(srv) as sock:
         reader = Reader(sock)
@@ -120,7 +120,7 @@ def test_keep_alive_survives_404_413_and_400_with_unread_bodies(srv):
         assert reader.response()[0] == 200 and reader.nothing_more()
 
 
-def test_a_chunked_body_gets_exactly_one_reply(srv):
+def test_defect_chunked_body_gets_exactly_one_reply(srv):
     """Old server: read Content-Length 0, answered 400, then answered the chunk bytes as a second request."""
     body = chat_body(srv)
     parts = [body[:10], body[10:25], body[25:]]
@@ -131,12 +131,51 @@ def test_a_chunked_body_gets_exactly_one_reply(srv):
         status, _, reply = reader.response()
         assert status == 200 and json.loads(reply)["object"] == "chat.completion"
         assert reader.nothing_more()
+
+
+def test_defect_request_size_limit_is_413(srv):
+    """Old server: a chunked body was read as empty, whatever its size, and a declared length over the limit was
+    refused but left unread. Here a declared length over `max_body` is refused before any of the body is sent,
+    and a chunked body is refused once it passes the limit; each connection then closes or carries on cleanly."""
+    with connect(srv) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("POST", "/v1/chat/completions", headers={"Content-Length": str(100 * MAX_BODY),
+                                                                      "Content-Type": "application/json"}))
+        status, _, body = reader.response()  # answered on the head alone
+        assert status == 413 and str(MAX_BODY) in json.loads(body)["error"]["message"]
+    with connect(srv) as sock:
+        reader = Reader(sock)
         too_big = b"%x\r\n%s\r\n" % (MAX_BODY + 1, b"a" * (MAX_BODY + 1)) + b"0\r\n\r\n"
         sock.sendall(request("POST", "/v1/chat/completions", headers={"Transfer-Encoding": "chunked"}) + too_big)
-        assert reader.response()[0] == 413
+        status, headers, body = reader.response()
+        assert status == 413 and json.loads(body)["error"]["code"] == "request_too_large"
+        assert headers.get("connection") == "close"
+        with pytest.raises(ConnectionError):
+            reader.response()
 
 
-def test_stalled_clients_are_cut_off_and_hold_nothing(srv):
+@pytest.mark.parametrize("headers,fragment", [
+    ({"Content-Length": "abc"}, "bad Content-Length"),
+    ({"Content-Length": "-4"}, "bad Content-Length"),
+    ({"Content-Length": "2", "content-length": "3"}, "conflicting Content-Length"),
+    ({"Transfer-Encoding": "gzip"}, "Transfer-Encoding"),
+    ({"Bad Header": "x"}, "illegal header"),
+])
+def test_defect_malformed_http_requests_are_json_400(srv, headers, fragment):
+    """Old server: a Content-Length that is not a number was a 500 "generation failed". Here every request h11
+    cannot parse is the OpenAI-style JSON 400 naming the fault, and the connection is closed (its framing is lost)."""
+    with connect(srv) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("POST", "/v1/chat/completions", headers=headers) + b"{}")
+        status, reply_headers, body = reader.response()
+        error = json.loads(body)["error"]
+        assert status == 400 and fragment in error["message"] and error["code"] == "bad_http_request", error
+        assert reply_headers["content-type"] == "application/json" and reply_headers.get("connection") == "close"
+        with pytest.raises(ConnectionError):
+            reader.response()
+
+
+def test_defect_read_time_limit_cuts_off_stalled_clients(srv):
     """Old server: a client that sent part of its body held a server thread forever. Here a stalled body is
     answered 408 and its connection closed, a stalled request head is disconnected, and meanwhile other
     clients are served as usual."""
@@ -184,7 +223,7 @@ def listening(srv):
         sock.close()
 
 
-def test_many_simultaneous_connections_wait_in_the_backlog(listening):
+def test_defect_listen_backlog_holds_many_simultaneous_connections(listening):
     """Old server: a listen backlog of 5, so of many connections arriving at once, those past the sixth were
     dropped (a reset or a stalled connect, depending on the kernel). Here 64 connections made before the
     server accepts any all complete at once and are all served."""

@@ -80,7 +80,8 @@ def test_logprobs_match_a_single_forward_pass(tiny):
     assert got == pytest.approx(want, abs=1e-3)
     assert got[0] != got[1]
     rendered = [tiny.render(c) for c in convs]
-    assert continuation_logprobs(tiny.model, tiny.tokenizer, rendered, conts, batch_size=1) == pytest.approx(got, abs=1e-3)
+    one_by_one = continuation_logprobs(tiny.model, tiny.tokenizer, rendered, conts, batch_size=1)
+    assert one_by_one == pytest.approx(got, abs=1e-3)
 
 
 def test_logprobs_reject_mismatched_or_empty_input(tiny):

@@ -51,8 +51,8 @@ def _slug(text: str) -> str:
               help="Format of --data (auto: from the extension and the first line).")
 @click.option("--out", default=None, help="Folder for result.json and transcripts.jsonl "
               "(default RUNS_DIR/evals/NAME/MODEL-sSEED, then -DATA-SHA256 with --data).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-              help="Local models: weights dtype.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Local models: weights dtype (auto: bfloat16 where the CPU or GPU runs it natively, else float32).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Local models: generation batch.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Endpoint: seconds per request.")
 @click.option("--retries", type=int, default=4, show_default=True, help="Endpoint: retries per request.")
@@ -66,6 +66,7 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
     """Run the behavioural eval NAME on a model; print every metric with its 95% bootstrap CI and n."""
     from alignlab.evals.backends import make_model, model_spec_techniques, parse_spec
     from alignlab.evals.datasets import load_for_eval
+    from alignlab.lm.models import resolve_dtype
 
     full = registry.resolve("eval", name)
     cls = registry.get("eval", full)
@@ -80,20 +81,24 @@ def eval_cmd(ctx: click.Context, name: str, model_spec: str, limit: int | None, 
     kind, _, _ = parse_spec(model_spec_techniques(model_spec)[0])  # checks the spec's techniques too
     runs = _runs_dir(ctx)
     cache = cache_path or str(runs / "evals" / "endpoint-cache.sqlite")
+    used_dtype = resolve_dtype(dtype) if kind == "local" else "endpoint"  # what the weights are loaded as
     with console.status(f"loading {model_spec}"):
-        model = make_model(model_spec, dtype=dtype, batch_size=batch_size, cache=cache, timeout=timeout,
-                           retries=retries, concurrency=concurrency)
+        model = make_model(model_spec, dtype=resolve_dtype(dtype), batch_size=batch_size, cache=cache,
+                           timeout=timeout, retries=retries, concurrency=concurrency)
     with console.status(f"running {full} on {model_spec}"):
         result = cls(config, data=data).run(model, limit=limit, seed=seed)
     suffix = f"-{_slug(data.name)}-{data.short_hash}" if data is not None else ""
     folder = Path(out) if out else runs / "evals" / full / f"{_slug(model_spec)}-s{seed}{suffix}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").write_text(json.dumps(result.to_dict(), indent=1, default=str), encoding="utf-8")
+    saved = {**result.to_dict(), "dtype": used_dtype}
+    (folder / "result.json").write_text(json.dumps(saved, indent=1, default=str), encoding="utf-8")
     with open(folder / "transcripts.jsonl", "w", encoding="utf-8") as fh:
         for t in result.transcripts:
             fh.write(json.dumps(t, ensure_ascii=False) + "\n")
     on_data = f" on data {data.label}" if data is not None else ""
-    table = RichTable(title=f"{full} on {model_spec}{on_data} ({len(result.items)} items, {result.seconds:.1f} s)")
+    weights = f", {used_dtype}" if kind == "local" else ""
+    table = RichTable(title=f"{full} on {model_spec}{on_data} ({len(result.items)} items{weights}, "
+                            f"{result.seconds:.1f} s)")
     for col in ("metric", "value", "95% CI", "n"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for key, est in result.metrics.items():

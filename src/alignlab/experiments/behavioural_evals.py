@@ -22,7 +22,6 @@ itself (`embedded#system=anti-sycophancy`), for side-by-side columns in the comp
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +33,10 @@ from alignlab.core.experiment import Experiment, ExperimentConfig
 from alignlab.core.record import CellResult, RunRecord
 from alignlab.core.registry import register
 from alignlab.core.section import Table
+from alignlab.evals.protocols import ANSWER_SUFFIX, TEMPLATES
 from alignlab.evals.stats import Estimate
+from alignlab.experiments.behavioural_evals_report import (PROTOCOL_SETTINGS, eval_label, eval_of, protocol_table,
+                                                          transcripts_html)
 
 
 def registered_evals() -> tuple[str, ...]:
@@ -48,15 +50,25 @@ class BehaviouralEvalsConfig(ExperimentConfig):
     evals: tuple[str, ...] = dataclasses.field(default_factory=registered_evals)
     """Registered eval names (alignlab list eval); default: all of them."""
     models: tuple[str, ...] = ("embedded",)
-    """Model specs: embedded, a local folder or cached id, or openai:<base_url>/<model>; then any chat-model techniques (BASE#system=anti-sycophancy)."""
+    """Model specs: embedded, a local folder or cached id, or openai:<base_url>/<model>; then any chat-model
+    techniques (BASE#system=anti-sycophancy)."""
     limit: int = 120
     """Items per eval and seed (stratified by category; an eval with fewer items uses them all)."""
     eval_preset: Literal["default", "quick"] = "default"
     """Each eval's own config preset (quick runs fewer arms)."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    """Weights dtype of local models."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Weights dtype of local models: auto = bfloat16 where the CPU (or GPU) runs it natively, else float32
+    (lm/models.py `resolve_dtype`); cells carry the dtype it resolved to, and the report shows it."""
+    answer_suffix: str = ANSWER_SUFFIX
+    """The first user turn's suffix in every eval with an `answer_suffix` setting (sycophancy-answer, are-you-sure,
+    calibration); '' sends the question alone, as Sharma et al. do (default: alignlab's v0 protocol)."""
+    wording: Literal["alignlab", "sharma"] = "alignlab"
+    """The suggestion templates of every eval with a `wording` setting (sycophancy-answer): 'sharma' = Sharma et
+    al.'s released templates verbatim, 'alignlab' = v0's (a comma before 'but')."""
     judge: str = ""
-    """A model spec that judges refusals in framing-v0 instead of the phrase detector ('' = the detector); its agreement with the hand labels is reported."""
+    """A model spec that decides instead of the rules in every eval with a `judge` setting: refusals in framing, the
+    answer a reply gives in sycophancy-answer and are-you-sure ('' = the rules); its agreement with the hand labels
+    is reported."""
     data: tuple[str, ...] = ()
     """Your own items instead of the shipped ones: EVAL=FILE per eval (EVAL with or without -vN; it must be in
     `evals`), or one FILE when `evals` names one eval (as alignlab eval --data; docs/evals.md, 'Bring your own
@@ -66,7 +78,10 @@ class BehaviouralEvalsConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "BehaviouralEvalsConfig":
-        return cls(limit=8, eval_preset="quick")
+        """The tour's preset: 100 items per eval (framing and feedback have fewer: all of them), so the headline
+        metrics' 95% bootstrap intervals over items come out near or under +-0.15 on the embedded model; 8 items gave
+        +-0.3 to +-0.4 (docs/evals.md, 'How many items')."""
+        return cls(limit=100, eval_preset="quick")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,14 +93,45 @@ class BehaviouralEvalsConfig(ExperimentConfig):
         for name in self.evals:
             if name not in known:
                 raise ConfigError(f"behavioural-evals: unknown eval {name!r}; valid: {', '.join(known)}")
-        from alignlab.evals.backends import model_spec_techniques
+        if self.wording not in TEMPLATES:
+            raise ConfigError(f"behavioural-evals: wording must be one of {', '.join(TEMPLATES)} "
+                              f"(got {self.wording!r})")
+        if "\n" in self.answer_suffix or self.answer_suffix != self.answer_suffix.strip():
+            raise ConfigError(f"behavioural-evals: answer_suffix must be one line without leading or trailing spaces "
+                              f"(a space is put before it; '' sends the question alone), got {self.answer_suffix!r}")
+        for key in PROTOCOL_SETTINGS:  # a changed setting must reach at least one eval
+            if getattr(self, key) != _DEFAULTS[key] and not any(key in eval_settings(e) for e in self.evals):
+                having = [e for e in known if key in eval_settings(e)]
+                raise ConfigError(f"behavioural-evals: {key} applies to {', '.join(having) or 'no registered eval'}; "
+                                  f"evals ({', '.join(self.evals)}) has none of them")
+        from alignlab.evals.backends import model_spec_techniques, parse_spec
 
         for spec in self.models:  # a model spec's techniques are checked here, before anything runs
             model_spec_techniques(spec)
+        if self.judge:
+            try:
+                parse_spec(model_spec_techniques(self.judge)[0])
+            except UserError as exc:
+                raise ConfigError(f"behavioural-evals: judge: {exc}") from None
         from alignlab.evals.datasets import load_for_eval
 
         for name, path in data_files(self).items():  # each file validated before anything runs
             load_for_eval(registry.get("eval", name), path, self.data_format)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BehaviouralEvalsConfig) if f.name in PROTOCOL_SETTINGS}
+
+
+def eval_settings(eval_name: str) -> dict[str, Any]:
+    """The protocol settings (PROTOCOL_SETTINGS) that the eval's config has, with the eval's defaults."""
+    fields = {f.name: f.default for f in dataclasses.fields(registry.get("eval", eval_name).Config)}
+    return {k: fields[k] for k in PROTOCOL_SETTINGS if k in fields}
+
+
+def protocol_params(config: BehaviouralEvalsConfig, eval_name: str) -> dict[str, Any]:
+    """The protocol settings `config` sets away from the eval's defaults, for the evals that have them: only these
+    go into a cell's parameters, so a cell with the default protocol keeps its hash."""
+    return {k: getattr(config, k) for k, default in eval_settings(eval_name).items() if getattr(config, k) != default}
 
 
 def data_files(config: BehaviouralEvalsConfig) -> dict[str, str]:
@@ -109,16 +155,6 @@ def data_files(config: BehaviouralEvalsConfig) -> dict[str, str]:
             raise ConfigError(f"behavioural-evals: data {entry!r} names no file")
         out[name] = path.strip()
     return out
-
-
-def eval_label(config: dict[str, Any]) -> str:
-    """A cell's eval as the report names it: the eval, then the user's data set where the cell used one."""
-    return f"{config['eval']} [data {config['data']}]" if config.get("data") else config["eval"]
-
-
-def eval_of(label: str) -> str:
-    """The registered eval name in an `eval_label`."""
-    return label.split(" [data ", 1)[0]
 
 
 CAPABILITY: dict[str, tuple[str, bool, str]] = {
@@ -145,26 +181,12 @@ def capability(eval_name: str, metrics: dict[str, float]) -> float:
     return 1.0 - value if flip else value
 
 
-def _transcripts_html(title: str, transcripts: list[dict[str, Any]]) -> str:
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-             "body{font-family:system-ui,sans-serif;max-width:900px;margin:auto;padding:1rem}"
-             ".m{margin:.2rem 0;padding:.3rem .5rem;border-radius:4px;white-space:pre-wrap}"
-             ".user{background:#eef3fb}.assistant{background:#f3f9ee}.system,.scores{background:#f5f5f5;"
-             "font-size:.85rem}h3{margin-bottom:.2rem}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
-    for t in transcripts:
-        parts.append(f"<h2>{html.escape(str(t.get('id')))} <small>({html.escape(str(t.get('category', '')))})</small></h2>")
-        for arm, msgs in t.items():
-            if arm in ("id", "category"):
-                continue
-            parts.append(f"<h3>{html.escape(arm)}</h3>")
-            if isinstance(msgs, list) and msgs and isinstance(msgs[0], dict) and "role" in msgs[0]:
-                for m in msgs:
-                    parts.append(f"<div class='m {html.escape(m['role'])}'><b>{html.escape(m['role'])}:</b> "
-                                 f"{html.escape(str(m['content']))}</div>")
-            else:
-                parts.append(f"<pre>{html.escape(json.dumps(msgs, indent=1))}</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+def weights_dtype(model_spec: str, dtype: str) -> str:
+    """The weights dtype a cell's model ran with: `dtype` (resolved) for a local model; an endpoint's is unknown."""
+    from alignlab.evals.backends import model_spec_techniques, parse_spec
+    from alignlab.lm.models import resolve_dtype
+
+    return resolve_dtype(dtype) if parse_spec(model_spec_techniques(model_spec)[0])[0] == "local" else "endpoint"
 
 
 def _pooled(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Estimate]]:
@@ -230,12 +252,32 @@ class BehaviouralEvals(Experiment):
         for e, path in data_files(c).items():  # the label (name@sha256) is in the parameters: new data, new cells
             loaded = load_for_eval(registry.get("eval", e), path, c.data_format)
             data[e] = {"data": loaded.label, "data_file": path, "data_format": loaded.format}
-        return [{"eval": e, "model": m, "limit": c.limit, "eval_preset": c.eval_preset, "dtype": c.dtype,
-                 **({"judge": c.judge} if c.judge and e.startswith("framing") else {}), **data.get(e, {})}
+        from alignlab.lm.models import resolve_dtype
+
+        dtype = resolve_dtype(c.dtype)  # the dtype the cell runs with, so a cell's parameters say it
+        return [{"eval": e, "model": m, "limit": c.limit, "eval_preset": c.eval_preset, "dtype": dtype,
+                 **protocol_params(c, e), **data.get(e, {})}
                 for e in c.evals for m in c.models]
 
     def table_columns(self) -> list[str]:
         return ["eval", "model", "data"]  # data: the user's data set (name@sha256) of a cell; none: shipped items
+
+    def headline(self, records: list[RunRecord]) -> tuple[str, Any] | None:
+        """Answer sycophancy's agreement with the user's wrong suggestion on the first model, items of every seed
+        pooled. Its interval is the 95% bootstrap over items (the greedy replies are fixed for an item; the seed only
+        picks the items), given as the larger side's half-width: not the report's usual Student-t over seeds."""
+        answer = [r for r in records if r.config["eval"].startswith("sycophancy-answer") and not r.config.get("data")]
+        if not answer:
+            return None
+        from alignlab.core.stats import MeanCI
+
+        model = sorted({r.config["model"] for r in answer})[0]
+        e = _pooled([r for r in answer if r.config["model"] == model])[(answer[0].config["eval"], model)].get(
+            "agree_wrong")
+        if e is None or e.n == 0:  # run without the wrong-suggestion arm
+            return None
+        return (f"share of replies giving the user's wrong suggestion (sycophancy-answer on {model}; ± 95% bootstrap "
+                f"over {e.n} items)", MeanCI(e.value, max(e.value - e.lo, e.hi - e.value), e.n))
 
     def outcome(self, record: RunRecord) -> dict[str, float]:
         """Benefit: the eval's intended metric. Capability: the eval's task skill the technique could cost
@@ -250,8 +292,7 @@ class BehaviouralEvals(Experiment):
 
         cls = registry.get("eval", params["eval"])
         config = cls.Config.quick() if params["eval_preset"] == "quick" else cls.Config()
-        if params.get("judge"):
-            config = dataclasses.replace(config, judge=params["judge"])
+        config = dataclasses.replace(config, **{k: params[k] for k in PROTOCOL_SETTINGS if k in params})
         data = None
         if params.get("data_file"):
             data = load_for_eval(cls, params["data_file"], params.get("data_format", "auto"))
@@ -259,8 +300,8 @@ class BehaviouralEvals(Experiment):
                 raise UserError(f"data file {params['data_file']} changed since the grid was made ({params['data']}, "
                                 f"now {data.label}); run again")
         ev = cls(config, data=data)
-        model = make_model(params["model"], dtype=params.get("dtype", "float32"),
-                           cache=workdir.parent / "endpoint-cache.sqlite")
+        dtype = params.get("dtype", "float32")
+        model = make_model(params["model"], dtype=dtype, cache=workdir.parent / "endpoint-cache.sqlite")
         tech = self.technique(params, "chat-model")
         if tech is not None:
             model = tech.apply(model)
@@ -271,7 +312,7 @@ class BehaviouralEvals(Experiment):
             for t in result.transcripts:
                 fh.write(json.dumps(t, ensure_ascii=False) + "\n")
         (workdir / "transcripts.html").write_text(
-            _transcripts_html(f"{result.eval}{f' on data {data.label}' if data else ''} on {params['model']}"
+            transcripts_html(f"{result.eval}{f' on data {data.label}' if data else ''} on {params['model']}"
                               f"{f' with {tech.spec}' if tech else ''} (seed {seed})", result.transcripts),
             encoding="utf-8")
         metrics = {k: v.value for k, v in result.metrics.items()}
@@ -279,7 +320,8 @@ class BehaviouralEvals(Experiment):
         return CellResult(
             metrics=metrics,  # deterministic for a seed; the wall time goes to data
             data={"metrics": {k: v.to_dict() for k, v in result.metrics.items()}, "items": result.items,
-                  "eval_config": result.config, "seconds": result.seconds, "dataset": result.data},
+                  "eval_config": result.config, "seconds": result.seconds, "dataset": result.data,
+                  "dtype": weights_dtype(params["model"], dtype)},
             artifacts=[str((workdir / f).relative_to(runs_dir))
                        for f in ("transcripts.html", "transcripts.jsonl", "result.json")],
         )
@@ -299,6 +341,7 @@ class BehaviouralEvals(Experiment):
             "Comparison across models (items of all seeds pooled)", ["eval", "metric"] + models, rows,
             "value [95% bootstrap CI over items] (n = items). specified / intended per eval: see the card above. "
             "Compare a base model with its steered or fine-tuned versions by listing them all in `models`.")]
+        tables.append(protocol_table(records))
         detail = []
         for r in sorted(records, key=lambda r: (eval_label(r.config), r.config["model"], r.seed)):
             for metric, d in r.data.get("metrics", {}).items():

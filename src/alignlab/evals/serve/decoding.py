@@ -1,7 +1,10 @@
 """Batched decoding for `alignlab serve`: every row (one choice of one request) keeps its own settings.
 
 Rows that arrive together share one prefill (identical prompts, as the n choices of one request, are
-computed once) and one decoding loop over a KV cache; a row leaves the batch as soon as it ends. Each
+computed once) and one decoding loop over a KV cache; a row leaves the batch as soon as it ends. Where
+the model has fast decoding steps (`SlotBatch`), rows of requests that arrive later join the running
+batch between steps (continuous batching, as in Orca, Yu et al. 2022); otherwise `decode_rows` decodes
+the rows taken together to their end. Each
 row has its own sampling generator, temperature and top-p (lm/sampling.py's `TemperatureTopP`, the
 same nucleus as transformers'), so a seeded request gives the same text whatever it is batched with
 (up to floating-point rounding of batched matrix products). Stop sequences are matched on the decoded
@@ -293,6 +296,89 @@ def decode_rows(lm: ServedLM, rows: Sequence[Row], alive: Callable[[Row], bool])
             cache = out.past_key_values
             positions = positions + 1
             last = out.logits[:, -1].float()
+
+
+class SlotBatch:
+    """Rows of any number of requests decoding in one batch, joined by new rows between steps (continuous batching,
+    lm/continuous.py): `admit` prefills rows into free slots, `step` gives every live row its next token and frees
+    the slots of rows that ended or whose request is gone. Only for models `lm.generate.BatchDecoder` runs
+    (`supported`); the engine decodes other models a batch at a time with `decode_rows`."""
+
+    def __init__(self, lm: ServedLM, slots: int):
+        from alignlab.lm.continuous import SlotDecoder
+
+        self.lm, self.slots = lm, slots
+        self.dec = SlotDecoder.create(lm.model, slots, 64)
+        if self.dec is None:
+            raise ValueError("this model has no fast decoding steps; use decode_rows")
+        self.rows: list[Row] = []
+        self.gens: list[Any] = []
+        self.last: Any = None
+        self.positions: list[int] = []
+
+    @staticmethod
+    def supported(lm: ServedLM) -> bool:
+        from alignlab.lm.generate import _decode_weights
+
+        return lm.device.type == "cpu" and _decode_weights(lm.model) is not None
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self.rows)
+
+    def admit(self, rows: Sequence[Row]) -> None:
+        """Prefill `rows` (at most `free`; identical prompts once) and add them to the batch."""
+        import torch
+
+        from alignlab.lm.continuous import prefill
+
+        todo = []
+        for row in rows:
+            if row.seq.max_tokens < 1:
+                row.finish_empty()
+            else:
+                todo.append(row)
+        if not todo:
+            return
+        if len(todo) > self.free:
+            raise RuntimeError(f"{len(todo)} rows do not fit {self.free} free slots")
+        keys: dict[tuple[int, ...], int] = {}
+        inverse = [keys.setdefault(tuple(r.seq.prompt_ids), len(keys)) for r in todo]
+        uniq = [list(k) for k in keys]
+        self.dec.reserve(max(len(r.seq.prompt_ids) + r.seq.max_tokens for r in todo))
+        with torch.inference_mode():
+            caches, logits = prefill(self.lm.model, uniq, [None] * len(uniq), [0] * len(uniq), self.lm.pad)
+        for row, u in zip(todo, inverse):
+            self.dec.admit(caches[u], len(uniq[u]))
+            self.rows.append(row)
+            self.gens.append(generator(self.lm.device, row.seq.seed))
+            self.positions.append(len(uniq[u]))
+        new = logits[torch.tensor(inverse)]
+        self.last = new if self.last is None else torch.cat([self.last, new])
+
+    def step(self, alive: Callable[[Row], bool]) -> None:
+        """One token for every row; rows that end (or are no longer `alive`) leave the batch."""
+        import torch
+
+        if not self.rows:
+            return
+        chosen, entries = _choose(self.lm, self.last, self.rows, self.gens)
+        keep = []
+        for b, row in enumerate(self.rows):
+            row.push(chosen[b], entries[b])
+            if not row.finished and alive(row):
+                keep.append(b)
+        order = self.dec.select(keep) if len(keep) < len(self.rows) else keep
+        self.rows = [self.rows[b] for b in order]
+        self.gens = [self.gens[b] for b in order]
+        feed = [self.positions[b] for b in order]
+        self.positions = [p + 1 for p in feed]
+        if not self.rows:
+            self.last = None
+            return
+        with torch.inference_mode():
+            self.last = self.dec.step(torch.tensor([chosen[b] for b in order], dtype=torch.long),
+                                      torch.tensor(feed, dtype=torch.long))
 
 
 def score_prompt(lm: ServedLM, ids: Sequence[int], k: int, alive: Callable[[], bool] = lambda: True,

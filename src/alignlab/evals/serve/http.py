@@ -1,23 +1,27 @@
 """Running the app on uvicorn: the listening socket, a time limit on a request's head, and signals.
 
 uvicorn (on h11) gives HTTP/1.1 keep-alive that survives error replies (a body left unread is
-drained), chunked bodies, a 2048-connection listen backlog and graceful shutdown. Two things are
+drained), chunked bodies, a 2048-connection listen backlog and graceful shutdown. Three things are
 added here: a client that opens a connection and then stalls before its request head is complete is
 disconnected after `head_timeout` seconds (uvicorn times out only idle keep-alive connections; a
-stalled body is handled by the app, app.py), and SIGTERM / SIGINT stop the server without being
-raised again afterwards, so `alignlab serve` exits with status 0 when stopped.
+stalled body is handled by the app, app.py), a request that is malformed at the HTTP level gets the
+same JSON 400 as every other bad request, naming the fault, and SIGTERM / SIGINT stop the server
+without being raised again afterwards, so `alignlab serve` exits with status 0 when stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any, Iterator
 
+import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -64,6 +68,26 @@ def protocol_class(head_timeout: float) -> type:
             self._timer = None
             if self.cycle is cycle and self._waiting_for_head() and not self.transport.is_closing():
                 self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            """The answer to a request h11 cannot parse (a bad Content-Length, two of them, a Transfer-Encoding
+            other than chunked, a malformed head): uvicorn's is text/plain "Invalid HTTP request received.";
+            this one is the OpenAI-style JSON error naming what h11 found wrong. uvicorn calls it inside its
+            `except h11.RemoteProtocolError`, so that error is the one being handled."""
+            exc = sys.exc_info()[1]
+            detail = str(exc) if isinstance(exc, h11.RemoteProtocolError) and str(exc) else msg
+            error = {"message": f"malformed HTTP request: {detail}", "type": "invalid_request_error", "param": None,
+                     "code": "bad_http_request"}
+            body = json.dumps({"error": error}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            try:
+                for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                              h11.Data(data=body), h11.EndOfMessage()):
+                    self.transport.write(self.conn.send(event))
+            except h11.LocalProtocolError:  # a response had already begun on this connection: nothing to add
+                pass
+            self.transport.close()
 
     return HeadTimeoutH11
 
