@@ -22,7 +22,7 @@ from _util import alignlab, figure
 
 from alignlab.core import registry
 from alignlab.core.store import Store
-from alignlab.experiments.agent_controls import ASR_TARGET, REALISTIC, UTILITY_TARGET, pooled, target_gap
+from alignlab.experiments.agent_controls_report import ASR_TARGET, REALISTIC, UTILITY_TARGET, pooled, target_gap
 
 
 def main() -> int:
@@ -77,7 +77,7 @@ def main() -> int:
 
 
 def _groups(exp, records):
-    from alignlab.experiments.agent_controls import _by_config
+    from alignlab.experiments.agent_controls_report import _by_config
 
     return _by_config(records)
 
