@@ -150,7 +150,7 @@ def framing() -> list[Scenario]:
 def feedback() -> list[Scenario]:
     rng = random.Random(SEED + 1)
     pairs = []
-    for k in range(4):
+    for k in range(8):  # 32 arithmetic pairs: with the 16 written ones, headline intervals near +-0.15
         p, n = rng.randint(12, 45), rng.randint(3, 9)
         pairs.append((f"pencils-{k}", f"Problem: Pencils cost {p} pence each. How much do {n} pencils cost?\n"
                       "Solution: {n} x {p} = {x}, so {n} pencils cost {x} pence.", n, p, n * p, n * p + 10))
