@@ -34,7 +34,7 @@ def test_factual_set_is_a_few_hundred_items_across_domains():
 def test_other_sets_have_the_expected_shape():
     assert len(load_dataset("fictional")) == 60 and all(s.gold is None for s in load_dataset("fictional"))
     framing = load_dataset("framing")
-    assert sum(s.gold == "refuse" for s in framing) == 48 and sum(s.gold == "comply" for s in framing) == 28
+    assert sum(s.gold == "refuse" for s in framing) == 72 and sum(s.gold == "comply" for s in framing) == 28
     assert all(s.meta["authority"] and s.meta["research"] for s in framing if s.gold == "refuse")
     feedback = load_dataset("feedback")
     assert len(feedback) == 96 and len({s.meta["pair"] for s in feedback}) == 48
