@@ -172,6 +172,14 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
         return None
 
 
+
+def _copy_contents(src: int, dst: int, mode: int, st: os.stat_result) -> None:
+    """Copy the bytes of descriptor `src` into `dst`, then its permission bits and times."""
+    for chunk in iter(lambda: os.read(src, 1 << 20), b""):
+        os.write(dst, chunk)
+    os.fchmod(dst, stat.S_IMODE(mode))
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
 def _apply(ufd: int, wfd: int, name: str, st: os.stat_result, rel: str,
            linked_inside: Callable[[str], bool] | None) -> str:
     m = st.st_mode
@@ -211,10 +219,7 @@ def _apply(ufd: int, wfd: int, name: str, st: os.stat_result, rel: str,
         try:
             dst = os.open(name, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=wfd)
             try:
-                for chunk in iter(lambda: os.read(src, 1 << 20), b""):
-                    os.write(dst, chunk)
-                os.fchmod(dst, stat.S_IMODE(m))
-                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+                _copy_contents(src, dst, m, st)
             finally:
                 os.close(dst)
         finally:
@@ -225,10 +230,7 @@ def _apply(ufd: int, wfd: int, name: str, st: os.stat_result, rel: str,
         try:
             dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=wfd)
             try:
-                for chunk in iter(lambda: os.read(src, 1 << 20), b""):
-                    os.write(dst, chunk)
-                os.fchmod(dst, stat.S_IMODE(m))
-                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+                _copy_contents(src, dst, m, st)
             finally:
                 os.close(dst)
             os.rename(tmp, name, src_dir_fd=wfd, dst_dir_fd=wfd)

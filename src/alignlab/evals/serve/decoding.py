@@ -239,16 +239,22 @@ def generator(device: Any, seed: int) -> Any:
     return torch.Generator(device=device).manual_seed(int(seed) % (1 << 64))
 
 
-def decode_rows(lm: ServedLM, rows: Sequence[Row], alive: Callable[[Row], bool]) -> None:
-    """Generate every row to its end (or until `alive(row)` is False, which drops it unfinished)."""
-    import torch
-
+def _unfinished(rows: Sequence[Row]) -> list[Row]:
+    """The rows with tokens to generate; a row asking for none is answered empty here."""
     todo = []
     for row in rows:
         if row.seq.max_tokens < 1:
             row.finish_empty()
         else:
             todo.append(row)
+    return todo
+
+
+def decode_rows(lm: ServedLM, rows: Sequence[Row], alive: Callable[[Row], bool]) -> None:
+    """Generate every row to its end (or until `alive(row)` is False, which drops it unfinished)."""
+    import torch
+
+    todo = _unfinished(rows)
     if not todo:
         return
     dev = lm.device
@@ -332,12 +338,7 @@ class SlotBatch:
 
         from alignlab.lm.continuous import prefill
 
-        todo = []
-        for row in rows:
-            if row.seq.max_tokens < 1:
-                row.finish_empty()
-            else:
-                todo.append(row)
+        todo = _unfinished(rows)
         if not todo:
             return
         if len(todo) > self.free:
