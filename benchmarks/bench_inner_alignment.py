@@ -1,4 +1,4 @@
-"""Times the learned-goal experiments: goal misgeneralization, corrigibility, power seeking, unwatched, phase transitions.
+"""Times the learned-goal experiments: goal misgeneralization, corrigibility, power seeking, unwatched, phases.
 
 Papers: Langosco et al. 2022 (arXiv:2105.14111), Hadfield-Menell et al. 2017 (arXiv:1611.08219), Turner et al.
 2021 (arXiv:1912.01683), Leike et al. 2017 (arXiv:1711.09883), Pan, Bhatia & Steinhardt 2022 (arXiv:2201.03544).
