@@ -14,6 +14,7 @@ diverse training, whose fraction of moved-goal levels draws the fix curve.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -249,15 +250,22 @@ class GoalMisgeneralization(Experiment):
             if len(ps) > 1:
                 means = [float(np.mean([r.metrics["test_goal"] for r in by_p[p]])) for p in ps]
                 rho = float(np.corrcoef(ps, means)[0, 1]) if np.std(means) > 0 else float("nan")
-                rises = means[-1] > means[0]
+                # the largest share against none, paired on seed: a change only where its interval excludes 0
+                top = {r.seed: r.metrics["test_goal"] for r in by_p[ps[-1]]}
+                d = mean_ci(top[r.seed] - r.metrics["test_goal"] for r in base if r.seed in top)
+                verdict = ("rises" if d.mean - d.half > 0 else "falls" if d.mean + d.half < 0
+                           else "shows no clear change") if d.n > 1 and not math.isnan(d.half) else "is undecided"
                 out.append(f"{env} / {agent}: goal rate {' → '.join(f'{m:.0%}' for m in means)} at moved shares "
-                           f"{', '.join(f'{p:.0%}' for p in ps)} (correlation with the share {rho:+.2f}): "
-                           f"{'rises' if rises else 'does NOT rise'} with diverse training.")
+                           f"{', '.join(f'{p:.0%}' for p in ps)} (correlation with the share {rho:+.2f}; "
+                           f"{ps[-1]:.0%} vs {ps[0]:.0%}: {d.fmt(2)} over {d.n} paired seeds): {verdict} with "
+                           "diverse training.")
         lava = [r for r in records if r.config["train_env"] == LAVA[0]]
-        if lava:
-            tr, te = (float(np.mean([r.metrics[k] for r in lava])) for k in ("specified", "intended"))
-            out.append(f"Lava world: mean return {tr:.1f} on the training map, {te:.1f} on the test maps "
-                       f"({len(lava)} runs; Leike et al.'s A2C and Rainbow averaged -78.5 and -72.5 at test).")
+        for agent in sorted({r.config["agent"] for r in lava}):
+            rs = [r for r in lava if r.config["agent"] == agent]
+            tr, te = (float(np.mean([r.metrics[k] for r in rs])) for k in ("specified", "intended"))
+            out.append(f"Lava world, {agent}: mean return {tr:.1f} on the training map, {te:.1f} on the test maps "
+                       f"({len(rs)} runs; Leike et al.'s A2C and Rainbow averaged -78.5 and -72.5 at test)"
+                       + (": it did not learn the training map either." if tr < 0 else "."))
         return out
 
     def figures(self, records: list[RunRecord]) -> list[Figure]:
