@@ -106,6 +106,14 @@ def walk(top_fd: int, descend: Callable[[str, os.stat_result], bool] | None = No
         os.close(cur)
 
 
+def copy_fd(src: int, dst: int, chunk: int = 1 << 20) -> None:
+    """Copy what is left of descriptor `src` into `dst`; a short write is resumed, never dropped."""
+    while data := os.read(src, chunk):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view):]
+
+
 def remove(dfd: int, name: str) -> None:
     """Remove `name` in dfd whatever it is (a folder with everything below it, depth-first, no symlink followed)."""
     try:

@@ -425,8 +425,8 @@ class Guard:
         except (KeyError, TypeError, IndexError):
             return
         for d in decisions if isinstance(decisions, list) else []:
-            if isinstance(d, dict) and d.get("verdict", d.get("action")) not in (None, "allow", "allowed"):
-                self.audit.append("exec", {"seq": seq, **{k: d[k] for k in sorted(d) if isinstance(k, str)}})
+            if isinstance(d, dict) and d.get("action") == "deny":  # refused, or killed after landing elsewhere
+                self.audit.append("exec", {"seq": seq, **d})
 
     def _label(self, tool: str, value: Any) -> Any:
         if any(p.matches(tool) for p in self.policy.flow.untrusted):

@@ -256,8 +256,7 @@ def _copy(cur: fstree.Cursor, rel: str, wfd: int, name: str, st: os.stat_result)
         try:
             out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
             try:
-                for chunk in iter(lambda: os.read(src, 1 << 20), b""):
-                    os.write(out, chunk)
+                fstree.copy_fd(src, out)
                 os.fchmod(out, stat.S_IMODE(st.st_mode))
             finally:
                 os.close(out)

@@ -40,6 +40,7 @@ BWRAP_SHIM = str(Path(__file__).with_name("_bwrap_exec.py"))
 QUOTA_SHIM = str(Path(__file__).with_name("_quota_exec.py"))
 OPEN_FILES = 256
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+FROM_SETTINGS = -1  # Runner's workspace quota when not given: the settings' (policy [sandbox].workspace_quota_mb)
 
 
 @dataclass
@@ -112,15 +113,15 @@ class Runner:
     """Runs argv lists in the workspace under the policy's sandbox settings."""
 
     def __init__(self, root: str | Path, settings: SandboxSettings, readonly: tuple[str, ...] = (),
-                 hide: tuple[str, ...] = (), workspace_quota_bytes: int | None = -1):
+                 hide: tuple[str, ...] = (), workspace_quota_bytes: int | None = FROM_SETTINGS):
         self.root = Path(root).resolve()
         if self.root == Path("/"):
             raise SandboxViolation("the workspace cannot be the filesystem root")
         self.settings = settings
         self.readonly = readonly  # absolute paths of protected files, bound read-only in the sandbox
         self.hide_extra = hide  # e.g. the guard's state folder (audit log, checkpoints)
-        if workspace_quota_bytes == -1:  # not given: the settings' (policy [sandbox].workspace_quota_mb)
-            workspace_quota_bytes = (getattr(settings, "workspace_quota_mb", 0) << 20) or None
+        if workspace_quota_bytes == FROM_SETTINGS:
+            workspace_quota_bytes = (settings.workspace_quota_mb << 20) or None
         self.workspace_quota_bytes = workspace_quota_bytes  # bytes a run may write to the workspace (None: no quota)
 
     def run(self, argv: list[str], timeout_s: float | None = None,
@@ -160,7 +161,7 @@ class Runner:
         rfd, wfd = os.pipe()
         plan, extra_fds, quota, quota_note = None, [], None, ""
         try:
-            if ok and want_fs and getattr(self, "workspace_quota_bytes", None):
+            if ok and want_fs and self.workspace_quota_bytes:
                 try:
                     quota = quota_mod.WorkspaceQuota.create(str(cwd), self.workspace_quota_bytes)
                 except OSError as exc:

@@ -30,7 +30,6 @@ from typing import Callable
 
 from alignlab.controls import fstree
 
-DEFAULT_BYTES = 512 << 20
 DEFAULT_INODES = 65536
 PREFIX = "alignlab-quota-"
 MNT_DETACH = 2
@@ -175,8 +174,7 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
 
 def _copy_contents(src: int, dst: int, mode: int, st: os.stat_result) -> None:
     """Copy the bytes of descriptor `src` into `dst`, then its permission bits and times."""
-    for chunk in iter(lambda: os.read(src, 1 << 20), b""):
-        os.write(dst, chunk)
+    fstree.copy_fd(src, dst)
     os.fchmod(dst, stat.S_IMODE(mode))
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
