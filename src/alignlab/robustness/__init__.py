@@ -1,0 +1,1 @@
+"""Adversarial examples and adversarial training on small offline classifiers."""
