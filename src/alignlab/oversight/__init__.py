@@ -1,1 +1,1 @@
-"""Scalable oversight: reward learning from preferences, fooled and assisted raters, debate, amplification and weak-to-strong supervision."""
+"""Scalable oversight: preference learning, fooled and assisted raters, debate, amplification, weak-to-strong."""

@@ -1,1 +1,1 @@
-"""Red-teaming language models: GCG suffixes, automated attackers by attack family, refusal training data, and outside scanners."""
+"""Red-teaming language models: GCG suffixes, automated attackers by family, refusal training, outside scanners."""
