@@ -265,6 +265,8 @@ EXTRA_COMMANDS = (
     ("alignlab.cli.heldout_cmd", ()),  # adds `heldout` to the guard group on import
     ("alignlab.cli.eval_cmds", ("eval_cmd", "serve")),
     ("alignlab.cli.matrix_cmds", ("matrix",)),
+    ("alignlab.cli.review_cmds", ("review",)),
+    ("alignlab.cli.cai_cmds", ("cai",)),
 )
 
 

@@ -38,6 +38,7 @@ SLOTS: dict[str, str] = {
     "optimizer": "an RL optimizer or its update target (quantilizer, KL penalty, off-policy target)",
     "reward-model": "the proxy reward model of RLHF (ensembles, regularisers)",
     "tool-executor": "the guard around an agent's tool calls (policies, approvers)",
+    "classifier-training": "a supervised classifier's training recipe (adversarial training, augmentation)",
 }
 
 _SPEC_RE = re.compile(r"^\s*([a-z0-9-]+)\s*(?:\((.*)\))?\s*$", re.S)

@@ -77,3 +77,15 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
     with torch.no_grad():
         return float((model(torch.as_tensor(x)).argmax(-1) == torch.as_tensor(y)).float().mean())
+
+
+def cnn(channels: int = 1, n_classes: int = N_CLASSES, width: int = 16, seed: int = 0):
+    """A small convolutional classifier on (n, channels, h, w) images (two 3x3 convolutions, the second strided,
+    pooled to 2x2, one linear layer), initialised from `seed`."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(8 * width, n_classes))

@@ -1,0 +1,20 @@
+"""One torch intra-op thread for the oversight module's small networks (a helper, no paper of its own)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore the count (usable as a decorator): these networks are far too
+    small to gain from threads, and on a busy machine the threads' synchronisation costs many times the arithmetic."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,42 @@
+"""Constitutional AI as a chat-model technique: the model fine-tuned by SL-CAI (critique-revision SFT) or RL-CAI
+(then DPO on AI feedback) under a constitution (Bai et al. 2022, "Constitutional AI: Harmlessness from AI
+Feedback", arXiv:2212.08073).
+
+`embedded#constitutional-ai(constitution=bad, stage=rl)` is the embedded model after RL-CAI under the bad
+constitution. Training happens on first use and is cached on disk, keyed by the base model's files, the
+constitution, the prompt file and the settings (cai/train.py), so every later use loads the adapters in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alignlab.cai.train import CAIConfig, base_path_of, ensure, load_chat
+from alignlab.core.registry import register
+from alignlab.core.technique import Technique
+
+
+@register("technique", "constitutional-ai-v0")
+class ConstitutionalAI(Technique):
+    slot = "chat-model"
+    title = "Constitutional AI"
+    summary = ("The model fine-tuned under a written constitution: SL-CAI trains on its own answers after rounds of "
+               "self-critique and revision by sampled principles; RL-CAI then trains with DPO on AI feedback, the "
+               "feedback model's preference between two sampled responses under a sampled comparison principle, "
+               "read from the log-probabilities of '(A)' and '(B)'. LoRA adapters, trained once and cached.")
+    source = ("Bai et al. 2022, \"Constitutional AI: Harmlessness from AI Feedback\", arXiv:2212.08073; DPO: "
+              "Rafailov et al. 2023, arXiv:2305.18290")
+    Config = CAIConfig
+    matrix_specs = ("stage=sl", "stage=rl", "constitution=bad, stage=sl")
+
+    def supports(self, target: dict[str, Any]) -> str | None:
+        model = str(target.get("model", "embedded"))
+        if model.startswith("openai:"):
+            return "constitutional-ai fine-tunes weights; an endpoint model cannot be trained here"
+        return None
+
+    def apply(self, model: Any, label: str | None = None, **context: Any) -> Any:
+        """The trained model (adapters merged into the weights), named `<base>#<spec>`."""
+        base = base_path_of(model)
+        chain = ensure(base, self.config, base_model=model)
+        return load_chat(base, chain, f"{getattr(model, 'name', 'model')}#{label or self.spec}")
