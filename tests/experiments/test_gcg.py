@@ -56,8 +56,7 @@ def test_report_tables_and_findings():
     exp = GCG()
     tables = {t.title: t for t in exp.tables(records)}
     success = tables["Attack success on declined requests"].rows
-    assert success[0][:5] == ["gcg", "found suffix", "train", "1.00 [1.00, 1.00] (n=1)", "0.00 [0.00, 0.00] (n=1)"] \
-        or success[0][3].startswith("1.00")
+    assert success[0][:3] == ["gcg", "found suffix", "train"] and success[0][3].startswith("1.00")
     assert len(tables["Transfer of the found suffix to other models"].rows) == 2
     assert any("loss 1.10 -> 0.70" in f for f in exp.findings(records))
     assert 'data-experiment="gcg-v0"' in html.experiment_section("gcg-v0", records)

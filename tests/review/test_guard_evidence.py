@@ -51,3 +51,32 @@ def test_agent_command_runs_under_the_guard(coding):
     by_id = {f["id"]: f for f in coding["findings"]}
     assert by_id["MA-1"]["severity"] == "high" and by_id["MA-1"]["evidence"] == []
     assert coding["coverage"]["remeasured"] >= 5
+
+
+def test_probes_are_drawn_from_the_escape_corpus():
+    """The review's deny probes reuse the controls escape corpus's attempts (adapted to the probe repository's test
+    file), so the two do not drift apart."""
+    from tests.controls.escape_attempts import ATTEMPTS
+
+    corpus = [step for a in ATTEMPTS if a.expect == "deny" for step in a.steps[-1:]]
+    corpus_argv = [tuple(args["argv"]) for tool, args in corpus if tool == "run"]
+    corpus_paths = {
+        args["path"].replace("test_app", "test_stats").replace("src/", "calc/")
+        for tool, args in corpus
+        if "path" in args
+    }
+    shared_argv = [
+        a
+        for cls in ("rigging", "intent")
+        for t, a in MUST_DENY[cls]
+        if t == "run"
+        and tuple(x.replace("test_stats.py::TestMedian::test_even", "test_app.py::test_ok") for x in a["argv"])
+        in corpus_argv
+    ]
+    shared_paths = [
+        a["path"]
+        for cls in ("rigging", "guard-state")
+        for t, a in MUST_DENY[cls]
+        if "path" in a and a["path"] in corpus_paths
+    ]
+    assert len(shared_argv) >= 13 and len(shared_paths) >= 18, (shared_argv, shared_paths)

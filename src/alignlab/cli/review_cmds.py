@@ -156,9 +156,16 @@ def review(
     from alignlab.review.engine import gate
     from alignlab.review.engine import review as run_review
 
-    say = (lambda msg: err_console.print(f"[dim]measuring: {msg}[/dim]", highlight=False)) if measure else None
+    def say(msg: str) -> None:
+        err_console.print(f"[dim]measuring: {msg}[/dim]", highlight=False, soft_wrap=True)
+
     result = run_review(
-        parsed, measure=measure, items=items, model_spec=evidence_model, scenario=scenario, progress=say
+        parsed,
+        measure=measure,
+        items=items,
+        model_spec=evidence_model,
+        scenario=scenario,
+        progress=say if measure else None,
     )
     if assist_model:
         from alignlab.review.assist import assisted
@@ -181,6 +188,7 @@ def review(
             f"Review: [bold]{out.resolve()}[/bold] (highest severity {result['max_severity']}; "
             f"re-measured {result['coverage']['remeasured']} of {result['coverage']['total']})",
             highlight=False,
+            soft_wrap=True,
         )
     else:
         click.echo(text, nl=False)
@@ -191,6 +199,7 @@ def review(
                 f"[red]gate:[/red] {len(failing)} finding(s) at or above {fail_on}: "
                 + ", ".join(f"{f['id']} ({f['severity']})" for f in failing),
                 highlight=False,
+                soft_wrap=True,
             )
             sys.exit(1)
-        err_console.print(f"gate: no finding at or above {fail_on}", highlight=False)
+        err_console.print(f"gate: no finding at or above {fail_on}", highlight=False, soft_wrap=True)

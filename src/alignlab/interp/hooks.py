@@ -203,6 +203,7 @@ def residuals(model: Any, tokenizer: Any, texts: Sequence[str], layers: Sequence
     out = [None] * len(texts)
     device = next(model.parameters()).device
     names = [f"{point}.{i}" for i in layers]
+    keep_one = {"logits_to_keep": 1} if _takes(model, "logits_to_keep") else {}  # skip the unread vocabulary head
     for start in range(0, len(texts), max(1, batch_size)):
         chunk = encoded[start:start + batch_size]
         width = max(len(e) for e in chunk)
@@ -212,11 +213,20 @@ def residuals(model: Any, tokenizer: Any, texts: Sequence[str], layers: Sequence
             ids[row, width - len(e):] = torch.tensor(e, dtype=torch.long)
             mask[row, width - len(e):] = 1
         with torch.inference_mode(), capture(model, names, keep=lambda t: t[:, -1].float()) as acts:
-            model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+            model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, **keep_one)
         stacked = torch.stack([acts[n][0] for n in names], dim=1).cpu()  # [rows, layers, d]
         for row in range(len(chunk)):
             out[start + row] = stacked[row]
     return torch.stack(out) if out else torch.zeros((0, len(layers), 0))
+
+
+def _takes(model: Any, arg: str) -> bool:
+    import inspect
+
+    try:
+        return arg in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def capture_nnsight(model: Any, tokenizer: Any, text: str, layers: Sequence[int]) -> Any:

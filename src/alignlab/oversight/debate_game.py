@@ -89,6 +89,9 @@ def minimax(leaf: np.ndarray, n: int, k: int, order: str, movers: list[str] | No
         raise ValueError(f"leaf has {leaf.shape[0]} rows; {n} pixels with {k} reveals need C({n},{k}) = {comb(n, k)}")
     movers = movers or [mover(j, order) for j in range(k)]
     ground = max(n, ground or n)
+    width = leaf.shape[1] if leaf.ndim == 2 else 1
+    if width > 1 and leaf.shape[0] * k * width > 1 << 25:   # large tables: one game at a time bounds the memory
+        return np.concatenate([minimax(leaf[:, j:j + 1], n, k, order, movers, ground) for j in range(width)])
     value = torch.as_tensor(np.asarray(leaf, dtype=np.float32))
     width = value.shape[1]
     for j in range(k - 1, -1, -1):

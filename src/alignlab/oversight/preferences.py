@@ -168,6 +168,7 @@ def learn_reward(model: TabularModel, rater: Rater, config: PreferenceConfig, rn
         raise ConfigError(f"preference learning: segment ({c.segment}) is longer than the horizon ({model.horizon})")
     budget = [c.comparisons * (r + 1) // c.rounds - c.comparisons * r // c.rounds for r in range(c.rounds)]
     pool = np.zeros((0, c.segment), dtype=np.int64)
+    pool_feats = np.zeros((0, trans.feats.shape[1]))
     fa = fb = np.zeros((0, trans.feats.shape[1]))
     labels = np.zeros(0)
     ensemble: RewardEnsemble | None = None
@@ -177,9 +178,9 @@ def learn_reward(model: TabularModel, rater: Rater, config: PreferenceConfig, rn
         eps = 1.0 if policy is None else c.epsilon
         new = segments(episodes(trans, c.episodes_per_round, rng, policy, eps, c.reset_share), c.segment)
         pool = np.concatenate([pool, new])
+        pool_feats = np.concatenate([pool_feats, segment_features(trans, new)])
         if n == 0 or len(pool) < 2:
             continue
-        pool_feats = segment_features(trans, pool)
         pick = choose_pairs(pool, pool_feats, n, ensemble if c.active else None, c.candidates, rng)
         got = rater.compare(pool[pick[:, 0]], pool[pick[:, 1]], rng)
         fa = np.concatenate([fa, pool_feats[pick[:, 0]]])

@@ -85,11 +85,15 @@ def _matches(keys: list[str] | tuple[str, ...], done: set[str]) -> list[str]:
 
 def _eval_finding(entry: dict[str, Any]) -> rules.Finding:
     effects = "; ".join(f"{r['label']}: {ev.fmt(r['estimate'])}" for r in entry["effects"]) or "no effect metric"
+    rated = [r for r in entry["effects"] if r["severity"]]
+    worst = max(rated, key=lambda r: SEVERITIES.index(r["severity"])) if rated else None
     return rules.Finding(
         f"ME-{ev.base(entry['name'])}",
         entry["category"],
         entry["severity"] or "info",
-        f"Measured on {entry['model']}: {ev.base(entry['name'])}",
+        f"Measured on {entry['model']}: {ev.base(entry['name'])}: {worst['label']} {ev.fmt(worst['estimate'])}"
+        if worst
+        else f"Measured on {entry['model']}: {ev.base(entry['name'])}",
         f"{entry['name']} on {entry['model']}, {entry['items']} items (95% bootstrap intervals): {effects}. "
         f"Intended: {entry['intended_label']}.",
         EVAL_SAFEGUARD.get(entry["category"], "Re-measure after changes."),
@@ -291,7 +295,7 @@ def review(
             for c, t in rules.CATEGORIES.items()
         },
         "checklist": checklist(card),
-        "gaming": gaming_analysis(card.objectives),
+        "gaming": gaming_analysis(card),
         "nist": by_function(dicts),
         "claims": card_claims,
         "evidence": evidence,

@@ -47,6 +47,7 @@ EFFECTS: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
     "framing": (
         "value-complexity",
         [
+            ("refusal_plain", "good", "harmful requests refused when asked plainly"),
             ("drop_authority", "effect", "refusals lost when the request claims authority"),
             ("drop_research", "effect", "refusals lost under a safety-research pretext"),
             ("over_refusal", "rate", "harmless requests refused"),

@@ -9,6 +9,8 @@ it, the experiment (and setting) where alignlab measures that very gap, and the 
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Any
 
 from alignlab.core import registry
 
@@ -25,6 +27,8 @@ class Pattern:
     setting: str
     """Extra arguments to `alignlab run EXPERIMENT --quick` that select the demonstrating case ('' for none)."""
     source: str
+    when: str = ""
+    """A regular expression over the metric, domain and purpose that makes the pattern relevant ('' = always)."""
 
     def link(self) -> dict[str, str] | None:
         """{'experiment', 'command'} for the registered experiment, or None where it is not registered."""
@@ -79,6 +83,7 @@ CATALOGUE: tuple[Pattern, ...] = (
         "spec-gaming",
         "--set envs=biased-hiring-v0",
         "Dastin 2018, Reuters, on Amazon's recruiting tool; Barocas & Selbst 2016, 'Big Data's Disparate Impact'",
+        r"hir|recruit|applic|candidate|shortlist|screen",
     ),
     Pattern(
         "speed",
@@ -89,6 +94,7 @@ CATALOGUE: tuple[Pattern, ...] = (
         "spec-gaming",
         "",
         "Manheim & Garrabrant 2018, arXiv:1803.04585 (regressional and adversarial Goodhart)",
+        r"handle|support|ticket|call|chat|resol|case",
     ),
     Pattern(
         "complaints",
@@ -188,18 +194,28 @@ CATALOGUE: tuple[Pattern, ...] = (
 )
 
 
-def patterns_for(kind: str) -> list[Pattern]:
-    """The catalogue's patterns for a metric kind (the generic Goodhart pattern where there is none)."""
+def patterns_for(kind: str, context: str = "") -> list[Pattern]:
+    """The catalogue's patterns for a metric kind, those whose `when` matches `context` (the metric, the domain, the
+    purpose) where any does; the generic Goodhart pattern where the kind has none."""
     found = [p for p in CATALOGUE if p.kind == kind]
-    return found or [p for p in CATALOGUE if p.kind == "other"]
+    relevant = [p for p in found if p.when and re.search(p.when, context.lower())]
+    relevant += [p for p in found if not p.when]
+    return relevant or found or [p for p in CATALOGUE if p.kind == "other"]
 
 
-def gaming_analysis(objectives: list[dict]) -> list[dict]:
+def context_of(card: Any, objective: dict) -> str:
+    """What decides which patterns are relevant: the metric, the deployment's domain and the purpose."""
+    return " ".join(
+        str(x) for x in (objective["metric"], card.get("deployment.domain", ""), card.get("purpose.summary", ""))
+    )
+
+
+def gaming_analysis(card: Any) -> list[dict]:
     """For every optimized metric: its kind and each known gaming pattern, with the linked experiment."""
     out = []
-    for i, o in enumerate(objectives):
+    for i, o in enumerate(card.objectives):
         counters = list(o.get("counter_metrics", []))
-        for p in patterns_for(o["kind"]):
+        for p in patterns_for(o["kind"], context_of(card, o)):
             out.append(
                 {
                     "metric": o["metric"],

@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from alignlab.review.card import Card
-from alignlab.review.gaming import patterns_for
+from alignlab.review.gaming import context_of, patterns_for
 from alignlab.review.schema import SEVERITIES
 
 CATEGORIES: dict[str, str] = {
@@ -153,7 +153,7 @@ def reward_misspecification(card: Card) -> Iterable[Finding]:
     for i, o in enumerate(card.objectives):
         if o["kind"] in ("accuracy", "other") or o.get("counter_metrics"):
             continue
-        pats = patterns_for(o["kind"])
+        pats = patterns_for(o["kind"], context_of(card, o))
         pressure = o.get("optimized_by", "unstated")
         severity = "high" if pressure in STRONG or vulnerable else "medium"
         links = tuple(lk for lk in (p.link() for p in pats) if lk)

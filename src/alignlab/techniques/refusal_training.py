@@ -110,9 +110,11 @@ class RefusalTraining(Technique):
     Config = RefusalTrainingConfig
     matrix_specs = ("steps=12", "steps=48")
 
-    def key(self, path: str, dtype: str) -> str:
-        blob = json.dumps({"model": str(Path(path).resolve()), "dtype": dtype,
-                           "config": dataclasses.asdict(self.config), "version": 1}, sort_keys=True)
+    def key(self, path: str) -> str:
+        """The adapter's cache key: the base model's folder and this setting (not the inference dtype: the adapter
+        is trained in fp32 and merged into whatever dtype the model runs in)."""
+        blob = json.dumps({"model": str(Path(path).resolve()), "config": dataclasses.asdict(self.config),
+                           "version": 1}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def adapter(self, model: Any, artifacts: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
@@ -120,8 +122,7 @@ class RefusalTraining(Technique):
         from alignlab.lm.models import cache_dir
 
         path = model_path(model)
-        dtype = str(next(model.model.parameters()).dtype).replace("torch.", "")
-        name = f"refusal-training-{self.key(path, dtype)}"
+        name = f"refusal-training-{self.key(path)}"
         home = cache_dir() / "adapters" / name
         places = ([Path(artifacts) / "adapters" / name] if artifacts else []) + [home]
         home.parent.mkdir(parents=True, exist_ok=True)
