@@ -48,7 +48,8 @@ def _record(stage, constitution, refuse_kinds, correct=1.0):
     data = {"metrics": {k: v.to_dict() for k, v in est.items()}, "items": rows}
     if stage == "sl":
         data["sl"] = {"quality": {"critiques": 4.0, "critique_copies_example": 0.75, "critique_off_topic": 0.5,
-                                  "critique_empty": 0.0, "revision_copies_example": 0.5, "revision_unchanged": 0.25},
+                                  "critique_empty": 0.0, "revision_copies_example": 0.5, "revision_unchanged": 0.25,
+                                  "revision_repeats_critique": 0.5},
                       "transcripts": [{"kind": "clear", "prompt": "p", "initial": "a", "final": "r",
                                        "steps": [{"principle": "harm", "critique": "c", "revision": "r"}]}],
                       "loss_first": 2.0, "loss_last": 1.0}
@@ -67,7 +68,7 @@ def test_report_shows_bad_constitution_moving_refusals():
     assert d.value == pytest.approx(-1.0) and d.n == 12
     found = rep.findings([base, good, bad])
     assert any(f.startswith("SL-CAI under the bad constitution moves behaviour its way") for f in found), found
-    assert any("75% copy a few-shot example" in f for f in found)
+    assert any("75% copy a few-shot example" in f and "50% of revisions repeat" in f for f in found)
     titles = [t.title for t in rep.tables([base, good, bad])]
     assert "Bad constitution minus default, same stage (paired over items)" in titles
     assert "SL-CAI transcripts (first round)" in titles

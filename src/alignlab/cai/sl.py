@@ -109,14 +109,18 @@ def copies(text: str, references: Sequence[str], threshold: float = 0.5) -> bool
     return any(len(grams & _ngrams(ref)) / len(grams) >= threshold for ref in references)
 
 
-def critique_quality(transcripts: Sequence[Transcript], constitution: Constitution) -> dict[str, float]:
+def critique_quality(transcripts: Sequence[Transcript | dict[str, Any]], constitution: Constitution
+                     ) -> dict[str, float]:
     """How good the critiques and revisions are, by rules that need no judge: shares of critiques that are empty,
     copy a few-shot critique (>= half their word 4-grams from one), or share no content word with the request;
-    shares of revisions that copy a few-shot revision, or leave the response unchanged; and the count."""
+    shares of revisions that copy a few-shot revision, repeat their critique, or leave the response unchanged; and
+    the count."""
     refs_c = [strip_label(m["content"]) for d in constitution.examples for m in d
               if m["role"] == "assistant" and m["content"].lower().startswith("critique")]
     refs_r = [strip_label(m["content"]) for d in constitution.examples for m in d
               if m["role"] == "assistant" and m["content"].lower().startswith("revision")]
+    transcripts = [Transcript(**{k: v for k, v in t.items() if k != "final"}) if isinstance(t, dict) else t
+                   for t in transcripts]
     steps = [(t, s) for t in transcripts for s in t.steps]
     if not steps:
         return {"critiques": 0.0}
@@ -134,5 +138,6 @@ def critique_quality(transcripts: Sequence[Transcript], constitution: Constituti
         "critique_off_topic": sum(not (_content_words(s["critique"]) & _content_words(t.prompt))
                                   for t, s in steps) / n,
         "revision_copies_example": sum(copies(s["revision"], refs_r) for _, s in steps) / n,
+        "revision_repeats_critique": sum(copies(s["revision"], [s["critique"]]) for _, s in steps) / n,
         "revision_unchanged": unchanged / n,
     }

@@ -13,6 +13,7 @@ every other component, and declares the one slot it acts on:
 | `optimizer` | an untrained agent (or an optimizer's settings object) in, its replacement out |
 | `reward-model` | a reward-model settings dict in, a changed one out |
 | `tool-executor` | a guard settings dict (policy, approver) in, a changed one out |
+| `classifier-training` | a classifier's training recipe (`robustness.training.Recipe`) in, a changed one out |
 
 Techniques see what the optimizer sees and never the intended objective (tests/test_no_peeking.py).
 

@@ -18,6 +18,8 @@ TRANSCRIPTS = 6
 def training_info(chain: list[Path]) -> dict[str, Any]:
     """What a trained cell stores about its training: SL-CAI critique quality, sample transcripts and loss; RL-CAI
     feedback statistics, sample preferences and loss (from the cached adapter folders, cai/train.py)."""
+    from alignlab.cai.constitution import load
+    from alignlab.cai.sl import critique_quality
     from alignlab.cai.train import meta, rows
 
     out: dict[str, Any] = {}
@@ -28,8 +30,8 @@ def training_info(chain: list[Path]) -> dict[str, Any]:
         out[stage] = {"adapter": folder.name, "constitution": m["constitution"],
                       "loss_first": log[0] if log else None, "loss_last": log[-1] if log else None,
                       "generate_s": m.get("generate_s"), "train_s": m.get("train_s")}
-        if stage == "sl":
-            out["sl"]["quality"] = m["quality"]
+        if stage == "sl":  # recomputed from the transcripts, so a rule added later covers cached adapters too
+            out["sl"]["quality"] = critique_quality(data, load(m["config"]["constitution"]))
             out["sl"]["transcripts"] = data[:TRANSCRIPTS]
         else:
             out["rl"]["feedback"] = m["feedback"]
@@ -106,7 +108,7 @@ def tables(records: list[RunRecord]) -> list[Table]:
     q = [r for r in recs if "sl" in r.data and r.config["stage"] == "sl"]
     if q:
         keys = ("critiques", "critique_copies_example", "critique_off_topic", "critique_empty",
-                "revision_copies_example", "revision_unchanged")
+                "revision_copies_example", "revision_repeats_critique", "revision_unchanged")
         out.append(Table("SL-CAI critique quality (rules, no judge)", ["constitution", "seed", *keys],
                          [[r.config["constitution"], r.seed] + [_num(r.data["sl"]["quality"].get(k)) for k in keys]
                           for r in q],
@@ -207,6 +209,7 @@ def findings(records: list[RunRecord]) -> list[str]:
             out.append(f"SL-CAI critiques under {r.config['constitution']} ({q['critiques']:.0f}): "
                        f"{q['critique_copies_example']:.0%} copy a few-shot example's critique, "
                        f"{q['critique_off_topic']:.0%} share no content word with the request, "
+                       f"{q.get('revision_repeats_critique', float('nan')):.0%} of revisions repeat their critique, "
                        f"{q['revision_unchanged']:.0%} of revisions leave the response unchanged.")
     from alignlab.evals.framing import refusal_agreement
 

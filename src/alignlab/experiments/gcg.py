@@ -151,7 +151,7 @@ class GCG(Experiment):
         model = make_model(params["model"], dtype=params["dtype"], cache=cache)
         tech = self.technique(params, "chat-model")
         if tech is not None:
-            model = tech.apply(model, artifacts=workdir.parent)
+            model = tech.apply(model, artifacts=workdir.parents[2])
         hf, tok, render = hf_parts(model)
         judge = make_model(params["judge"], dtype=params["dtype"], cache=cache) if params["judge"] else None
         n_tok = params["max_new_tokens"]

@@ -100,10 +100,63 @@ def train_vectors(model: Any, tokenizer: Any, texts: Sequence[tuple[str, str]], 
     import torch
 
     layers = list(range(len(decoder_layers(model))))
-    syc = residuals(model, tokenizer, [s for s, _ in texts], layers, batch_size)
-    hon = residuals(model, tokenizer, [h for _, h in texts], layers, batch_size)
+    shared = _pair_residuals(model, tokenizer, texts, layers, batch_size)
+    if shared is None:  # the two texts of a pair differ in more than their last tokens' ids: read each whole
+        syc = residuals(model, tokenizer, [s for s, _ in texts], layers, batch_size)
+        hon = residuals(model, tokenizer, [h for _, h in texts], layers, batch_size)
+    else:
+        syc, hon = shared
     both = torch.cat([syc, hon])
     return {"vectors": (syc - hon).mean(dim=0), "resid_norm": both.norm(dim=-1).mean(dim=0), "pairs": len(texts)}
+
+
+def _pair_residuals(model: Any, tokenizer: Any, texts: Sequence[tuple[str, str]], layers: list[int],
+                    batch_size: int) -> tuple[Any, Any] | None:
+    """`residuals` of both texts of each pair from one forward of their shared prefix: the prefix's KV cache is
+    repeated for the two endings, so a pair costs one prompt, not two (the same numbers up to float rounding).
+    None where some pair's texts do not share all but the same number of final tokens."""
+    import torch
+
+    from alignlab.interp.hooks import capture
+
+    enc = [(tokenizer(s, add_special_tokens=False)["input_ids"], tokenizer(h, add_special_tokens=False)["input_ids"])
+           for s, h in texts]
+    cuts = []
+    for s, h in enc:
+        n = 0
+        while n < min(len(s), len(h)) and s[n] == h[n]:
+            n += 1
+        if n == 0 or len(s) != len(h) or n == len(s):
+            return None
+        cuts.append(n)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    names = [f"resid_post.{i}" for i in layers]
+    out_s, out_h = [], []
+    for start in range(0, len(enc), max(1, batch_size)):
+        group = sorted({len(enc[i][0]) - cuts[i] for i in range(start, min(len(enc), start + batch_size))})
+        for k in group:  # rows whose endings have k tokens (one group in practice)
+            rows = [i for i in range(start, min(len(enc), start + batch_size)) if len(enc[i][0]) - cuts[i] == k]
+            width = max(cuts[i] for i in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width + k), dtype=torch.long)
+            for r, i in enumerate(rows):
+                ids[r, width - cuts[i]:] = torch.tensor(enc[i][0][:cuts[i]])
+                mask[r, width - cuts[i]:] = 1
+            mask[:, width:] = 1
+            ends = torch.tensor([enc[i][j][cuts[i]:] for i in rows for j in (0, 1)], dtype=torch.long)
+            with torch.inference_mode():
+                first = model(input_ids=ids, attention_mask=mask[:, :width], use_cache=True, logits_to_keep=1)
+                cache = first.past_key_values
+                cache.batch_repeat_interleave(2)
+                with capture(model, names, keep=lambda t: t[:, -1].float()) as acts:
+                    model(input_ids=ends, attention_mask=mask.repeat_interleave(2, dim=0), past_key_values=cache,
+                          use_cache=True, logits_to_keep=1)
+            stacked = torch.stack([acts[n][0] for n in names], dim=1)  # [2 * rows, layers, d]
+            for r, i in enumerate(rows):
+                out_s.append((i, stacked[2 * r]))
+                out_h.append((i, stacked[2 * r + 1]))
+    return (torch.stack([v for _, v in sorted(out_s, key=lambda x: x[0])]),
+            torch.stack([v for _, v in sorted(out_h, key=lambda x: x[0])]))
 
 
 def load_or_train(model: Any, tokenizer: Any, render: Any, items: Sequence[Any] | None = None,
