@@ -7,7 +7,7 @@ STAMP := $(VENV)/.alignlab-installed
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-all lint venv browser sandbox clients bench clean
+.PHONY: demo test test-all lint venv browser sandbox clients bench bench-imitation clean
 
 venv: $(STAMP)
 
@@ -69,8 +69,20 @@ $(ANCHORS): requirements-anchors.txt
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) .venv-anchors/bin/pip install -q -r requirements-anchors.txt
 	touch $(ANCHORS)
 
+IMITATION := .venv-imitation/.installed
+
+# The `imitation` library (preference comparisons), anchor of benchmarks/bench_preferences.py, in its own venv: it
+# pins gymnasium 0.29.1 and stable-baselines3 2.2.1, older than requirements.txt. torch first, as for .venv.
+$(IMITATION): requirements-imitation.txt
+	test -x .venv-imitation/bin/python || $(PYTHON) -m venv .venv-imitation
+	.venv-imitation/bin/pip install -q torch==2.13.0
+	.venv-imitation/bin/pip install -q -r requirements-imitation.txt
+	touch $(IMITATION)
+
+bench-imitation: $(IMITATION)
+
 # Benchmarks, with the outside anchors (gymnax on JAX, MiniGrid, llama.cpp) in their own venv.
-bench: venv $(ANCHORS)
+bench: venv $(ANCHORS) $(IMITATION)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -76,3 +76,15 @@ def test_report_shows_bad_constitution_moving_refusals():
     assert "Harmlessness against helpfulness" in section
     none = rep.findings([base, _record("sl", "bad", {"clear"})])
     assert any("does not move refusals measurably" in f for f in none)
+
+
+def test_cli_refuses_a_bad_constitution_before_writing(tmp_path, runs_dir):
+    from tests.conftest import run_cli
+
+    bad = tmp_path / "c.toml"
+    bad.write_text('name = "c"\ndescription = "x"\n\n[[principles]]\nname = "p"\ncritique = "q"\n')
+    res = run_cli("run", "constitutional-ai", "--quick", "--set", f"constitutions={bad}", runs_dir=runs_dir)
+    out = (res.stdout + res.stderr).strip()
+    assert res.returncode == 2 and "Traceback" not in out and len(out.splitlines()) == 1, out
+    assert f"{bad}:4: principles[1].revision: missing" in out
+    assert not runs_dir.exists()

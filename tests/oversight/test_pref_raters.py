@@ -7,7 +7,6 @@ import pytest
 from alignlab.agents.base import tabular_model
 from alignlab.core import registry
 from alignlab.core.errors import ConfigError
-from alignlab.envs.grid import engine  # noqa: F401  (the registry needs the env packages importable)
 from alignlab.oversight.pref_data import transitions
 from alignlab.oversight.pref_raters import (RaterNoise, camera_image, image_shows_grasp, make_rater, rater_support)
 
@@ -33,8 +32,7 @@ def test_camera_image_hides_depth_and_touch():
 
 
 def test_camera_rater_is_fooled_and_true_rater_is_not(grasp):
-    hover = _row(grasp, (2, 2, 1, 4, 2, 0), 2)  # hovering closed hand, moves left... then back
-    hover = _row(grasp, (2, 2, 1, 4, 2, 0), 4)  # close again: stays a hovering closed hand
+    hover = _row(grasp, (2, 2, 1, 4, 2, 0), 4)  # closing a closed hand: it keeps hovering
     held = _row(grasp, (4, 2, 1, 4, 2, 1), 4)   # a held ball stays held
     seg_hover, seg_held = np.full((1, 10), hover), np.full((1, 10), held)
     rng = np.random.default_rng(0)

@@ -115,11 +115,13 @@ class ConstitutionalAIExperiment(Experiment):
 
     @classmethod
     def smoke_config(cls) -> ConstitutionalAIConfig:
-        """The contract tests' cells: the tiny random Llama (alignlab.lm.testing), 6 held-out prompts, 4 questions,
-        8 tokens, 2 LoRA steps: plumbing only."""
-        from alignlab.lm.testing import cached_tiny_llama
+        """The contract tests' cells: a tiny random Llama (alignlab.lm.testing; 12 layers of width 64, so techniques
+        that pick a middle layer find one), 6 held-out prompts, 4 questions, 8 tokens, 2 LoRA steps: plumbing only."""
+        from alignlab.lm.models import cache_dir
+        from alignlab.lm.testing import tiny_llama
 
-        return cls.Config(model=str(cached_tiny_llama()), constitutions=("default",), stages=("sl",), prompts=4,
+        path = tiny_llama(cache_dir() / "models" / "tiny-llama-12x64-cai-v1", layers=12)
+        return cls.Config(model=str(path), constitutions=("default",), stages=("sl",), prompts=4,
                           rounds=1, sft_steps=2, dpo_steps=2, max_new_tokens=8, heldout=6, facts=4)
 
     def cells(self) -> list[dict[str, Any]]:

@@ -88,17 +88,18 @@ def ascent_step(grad: Any, norm: str, alpha: float) -> Any:
     return alpha * grad / (_per_example(grad) + TINY)
 
 
-def uniform_in_ball(x: Any, norm: str, eps: float, generator: Any = None) -> Any:
-    """A perturbation drawn uniformly from the eps-ball (for L2: a Gaussian direction, radius eps * U^(1/d))."""
+def random_delta(x: Any, norm: str, eps: float, generator: Any = None) -> Any:
+    """PGD's random start: uniform in the L-infinity cube; for L2 a uniform direction at a radius uniform in
+    [0, eps] (torchattacks' choice). Not uniform in the ball's volume: in 64 dimensions that puts 99% of starts
+    beyond 0.93 eps, and 20 steps do not undo the random direction (measured on the digits MLP at L2 eps 0.75:
+    robust accuracy 0.078-0.098 from volume-uniform starts, 0.074-0.082 from these, over 3 seeds)."""
     import torch
 
     if norm == "linf":
         return (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1) * eps
     direction = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     direction = direction / _per_example(direction).clamp_min(TINY)
-    d = x[0].numel()
-    radius = eps * torch.rand((len(x),) + (1,) * (x.dim() - 1), generator=generator, dtype=x.dtype) ** (1.0 / d)
-    return direction * radius
+    return direction * eps * torch.rand((len(x),) + (1,) * (x.dim() - 1), generator=generator, dtype=x.dtype)
 
 
 def perturb(model: Any, x: Any, y: Any, *, norm: str, eps: float, steps: int, alpha: float, random_start: bool,
@@ -112,7 +113,7 @@ def perturb(model: Any, x: Any, y: Any, *, norm: str, eps: float, steps: int, al
         return x.clone()
     adv = x.clone()
     if random_start:
-        adv = (x + uniform_in_ball(x, norm, eps, generator)).clamp(0, 1)
+        adv = (x + random_delta(x, norm, eps, generator)).clamp(0, 1)
     for _ in range(steps):
         adv.requires_grad_(True)
         loss = F.cross_entropy(model(adv), y, reduction="sum")  # sum: each example's gradient is its own

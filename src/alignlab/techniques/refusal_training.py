@@ -142,8 +142,11 @@ class RefusalTraining(Technique):
         import tempfile
 
         from datasets import Dataset
+        from datasets.utils.logging import disable_progress_bar
 
         from alignlab.lm import dpo
+
+        disable_progress_bar()  # the datasets map bars would garble the CLI's output
 
         started = time.perf_counter()
         rows, counts = preference_pairs(model, self.config)
