@@ -41,7 +41,7 @@ def test_grid_sweeps_layers_multipliers_and_the_random_control_and_prompts_only_
     assert {p["vector"] for p in base} == {"none", "caa", "random"}
     treated = [p for p in grid if TECHNIQUE_KEY in p]
     assert len(treated) == 1 and treated[0]["vector"] == "none" and treated[0][TECHNIQUE_KEY] == "system-prompt-v0"
-    assert len(_exp("steering", random_control=False, techniques=()).grid()) == 1 + 10 * 0 + 6 * 5
+    assert len(_exp("steering", random_control=False, techniques=()).grid()) == 1 + 5 * 6
 
 
 def _record(vector, layer, mult, agree, lo, hi, acc=0.5, tech=None):

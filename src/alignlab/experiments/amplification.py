@@ -33,7 +33,10 @@ class AmplificationConfig(ExperimentConfig):
     max_power: int = 63
     """Questions: sigma^k(x) for 1 <= k <= max_power (decomposition depth up to 10 at 63)."""
     noises: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
-    """Probabilities that a sub-answer the expert receives is replaced by a random element (one cell each)."""
+    """Probabilities that a sub-answer the expert receives is corrupted (one cell per noise kind each; 0: one cell)."""
+    noise_kinds: tuple[str, ...] = ("random", "persistent")
+    """random: each sub-answer independently replaced by a random element; persistent: a fixed share of subquestions
+    always answered wrong (systematic error)."""
     supervised: bool = True
     """Also train the same model on ground-truth powers (the baseline)."""
     rounds: int = 24
@@ -49,6 +52,11 @@ class AmplificationConfig(ExperimentConfig):
     def quick(cls) -> "AmplificationConfig":
         return cls(n=16, max_power=31, noises=(0.0, 0.1), rounds=18, steps=30, hidden=128, tree_repeats=10)
 
+    @property
+    def settings(self) -> list[tuple[float, str]]:
+        """(noise, kind) of each amplification cell: noise 0 once, every other noise with every kind."""
+        return [(float(p), kind) for p in self.noises for kind in (self.noise_kinds if p > 0 else ("random",))]
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n < 2 or self.max_power < 1:
@@ -56,6 +64,9 @@ class AmplificationConfig(ExperimentConfig):
                               f"max_power={self.max_power})")
         if not self.noises or any(not 0 <= p <= 1 for p in self.noises):
             raise ConfigError(f"amplification: noises {list(self.noises)} must be probabilities in [0, 1]")
+        if not self.noise_kinds or any(k not in ("random", "persistent") for k in self.noise_kinds):
+            raise ConfigError(f"amplification: noise_kinds {list(self.noise_kinds)}: valid kinds are random, "
+                              "persistent")
         if min(self.rounds, self.steps, self.hidden, self.tree_repeats) < 1:
             raise ConfigError("amplification: rounds, steps, hidden and tree_repeats must be >= 1")
 
@@ -83,28 +94,29 @@ class Amplification(Experiment):
     def cells(self) -> list[dict[str, Any]]:
         c = self.config
         base = {"n": c.n, "max_power": c.max_power, "rounds": c.rounds, "steps": c.steps, "hidden": c.hidden}
-        out = [{**base, "method": "amplification", "noise": float(p), "tree_repeats": c.tree_repeats}
-               for p in c.noises]
+        out = [{**base, "method": "amplification", "noise": p, "noise_kind": kind, "tree_repeats": c.tree_repeats}
+               for p, kind in c.settings]
         if c.supervised:
             out.append({**base, "method": "supervised", "noise": 0.0})
         return out
 
     def table_columns(self) -> list[str]:
-        return ["method", "noise"]
+        return ["method", "noise", "noise_kind"]
 
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
         from alignlab.core.seeding import rng
         from alignlab.oversight import amplification as A
 
         s = A.AmplificationSettings(n=params["n"], max_power=params["max_power"], hidden=params["hidden"],
-                                    rounds=params["rounds"], steps=params["steps"], noise=params["noise"])
+                                    rounds=params["rounds"], steps=params["steps"], noise=params["noise"],
+                                    noise_kind=params.get("noise_kind", "random"))
         sigma = A.permutation(s.n, rng(seed, "amplification-sigma"))
         gen = rng(seed, "amplification", params["method"], str(params["noise"]))
         model, cost = A.train(s, sigma, params["method"], gen)
         x, k = A.all_questions(s)
         truth = A.powers(sigma, s.max_power)[k, x]
         answers = model.ask(x, k)
-        overseer = truth if params["method"] == "supervised" else A.amplify(model.ask, sigma, x, k, s.noise, gen)[0]
+        overseer = truth if params["method"] == "supervised" else A.amplify(model.ask, sigma, x, k, cost["noise"])[0]
         m = {"intended": float((answers == truth).mean()), "specified": float((answers == overseer).mean()),
              "labels": float(cost["labels"]), "lookups": float(cost["lookups"])}
         m["gap"] = m["specified"] - m["intended"]
@@ -113,7 +125,7 @@ class Amplification(Experiment):
         if params["method"] == "amplification":   # the tree without a model, at the same noise
             reps = np.tile(np.arange(s.n), params["tree_repeats"])
             table = A.powers(sigma, s.max_power)
-            tree = {p: float((A.recursive_answers(sigma, reps, p, s.noise, gen) == table[p, reps]).mean())
+            tree = {p: float((A.recursive_answers(sigma, reps, p, cost["noise"]) == table[p, reps]).mean())
                     for p in range(1, s.max_power + 1)}
             per: dict[int, list[float]] = defaultdict(list)
             for p, acc in tree.items():
@@ -126,12 +138,14 @@ class Amplification(Experiment):
     @staticmethod
     def _label(r: RunRecord) -> str:
         c = r.config
-        return "supervised (ground truth)" if c["method"] == "supervised" else f"amplification, noise {c['noise']:g}"
+        if c["method"] == "supervised":
+            return "supervised (ground truth)"
+        return f"amplification, noise {c['noise']:g}" + (f" ({c.get('noise_kind', 'random')})" if c["noise"] else "")
 
     def _groups(self, records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
         out: dict[tuple, list[RunRecord]] = defaultdict(list)
         for r in records:
-            out[(r.config["method"] == "amplification", r.config["noise"])].append(r)
+            out[(r.config["method"] == "amplification", r.config["noise"], r.config.get("noise_kind", ""))].append(r)
         return dict(sorted(out.items()))
 
     @staticmethod
@@ -153,7 +167,7 @@ class Amplification(Experiment):
                          f"{np.mean([r.metrics['lookups'] for r in rs]):,.0f}"]
                         + [f"{np.mean([r.metrics.get(f'depth_{d}', np.nan) for r in rs]):.2f}" for d in depths])
             if rs[0].config["method"] == "amplification":
-                rows.append([f"  the tree without a model, noise {rs[0].config['noise']:g}", len(rs), "", "", ""]
+                rows.append([f"  the tree without a model, {self._label(rs[0]).split(', ', 1)[1]}", len(rs), "", "", ""]
                             + [f"{np.mean([r.metrics.get(f'tree_depth_{d}', np.nan) for r in rs]):.2f}"
                                for d in depths])
         return [Table("Accuracy by decomposition depth", ["method", "seeds", "accuracy (all questions)",
@@ -166,7 +180,8 @@ class Amplification(Experiment):
     def findings(self, records: list[RunRecord]) -> list[str]:
         g = self._groups(records)
         out = []
-        amp, sup = g.get((True, 0.0)), g.get((False, 0.0))
+        amp = g.get((True, 0.0, "random"))
+        sup = next((rs for key, rs in g.items() if not key[0]), None)
         if amp and sup:
             out.append(f"Amplification without noise reaches {self.share(amp, 'intended').fmt(3)} accuracy with no "
                        f"ground-truth powers ({np.mean([r.metrics['lookups'] for r in amp]):,.0f} one-step lookups); "
@@ -174,13 +189,13 @@ class Amplification(Experiment):
                        f"reaches {self.share(sup, 'intended').fmt(3)} (paper: amplification competitive with "
                        "supervised learning).")
         depths = self._depths(records, "tree_depth_")
-        for (is_amp, noise), rs in g.items():
+        for (is_amp, noise, kind), rs in g.items():
             if is_amp and noise > 0 and depths:
                 tree = [np.mean([r.metrics.get(f"tree_depth_{d}", np.nan) for r in rs]) for d in (1, depths[-1])]
                 dist = [np.mean([r.metrics.get(f"depth_{d}", np.nan) for r in rs]) for d in (1, depths[-1])]
-                out.append(f"Noise {noise:g} per sub-answer: the decomposition tree falls from {tree[0]:.2f} at "
-                           f"depth 1 to {tree[1]:.2f} at depth {depths[-1]} (errors compound); the distilled model "
-                           f"scores {dist[0]:.2f} and {dist[1]:.2f} there.")
+                out.append(f"Noise {noise:g} ({kind}) per sub-answer: the decomposition tree falls from "
+                           f"{tree[0]:.2f} at depth 1 to {tree[1]:.2f} at depth {depths[-1]} (errors compound); the "
+                           f"distilled model scores {dist[0]:.2f} and {dist[1]:.2f} there.")
         return out
 
     def figures(self, records: list[RunRecord]) -> list[Figure]:
@@ -190,12 +205,12 @@ class Amplification(Experiment):
             return []
         fig, axes = new_figure(width=4.2, height=2.8)
         ax = axes[0, 0]
-        for i, ((is_amp, noise), rs) in enumerate(g.items()):
+        for i, ((is_amp, noise, kind), rs) in enumerate(g.items()):
             ax.plot(depths, [np.mean([r.metrics.get(f"depth_{d}", np.nan) for r in rs]) for d in depths], "o-",
                     color=f"C{i}", ms=3, label=self._label(rs[0]))
             if is_amp and noise > 0:
                 ax.plot(depths, [np.mean([r.metrics.get(f"tree_depth_{d}", np.nan) for r in rs]) for d in depths],
-                        "x:", color=f"C{i}", ms=3, label=f"tree, no model, noise {noise:g}")
+                        "x:", color=f"C{i}", ms=3, label=f"tree, no model, noise {noise:g} ({kind})")
         ax.set_xlabel("decomposition depth", fontsize=7)
         ax.set_ylabel("accuracy", fontsize=7)
         ax.set_ylim(0, 1.05)

@@ -79,8 +79,8 @@ def tables(records: list[RunRecord]) -> list[Table]:
         spec = cv.get("specified", {})
         rows.append([env, agent, "intended reward (reference)", "-", _fmt(true_r, 1), "1", ""])
         if spec:
-            rows.append([env, agent, "specified reward", "-", _fmt(mean_ci(r.metrics["intended"] for r in spec.values()), 1),
-                         _fmt(_ratio(spec, cv["true"])), ""])
+            spec_r = mean_ci(r.metrics["intended"] for r in spec.values())
+            rows.append([env, agent, "specified reward", "-", _fmt(spec_r, 1), _fmt(_ratio(spec, cv["true"])), ""])
         for n in sorted(cv["budgets"]):
             seeds = cv["budgets"][n]
             ratio = _ratio(seeds, cv["true"])

@@ -29,10 +29,11 @@ MEASURES = ("agree_wrong", "accuracy_none", "accuracy_wrong", "ab_p_syc", "ab_sy
 
 @dataclasses.dataclass(frozen=True)
 class SteeringExperimentConfig(ExperimentConfig):
-    layers: tuple[int, ...] = (4, 6, 8, 10, 12, 14)
+    layers: tuple[int, ...] = (6, 8, 10, 12, 14)
     """Layers the vector is added at (resid_post, 0-based; SmolLM2-135M has 30)."""
-    multipliers: tuple[float, ...] = (-8.0, -4.0, -2.0, 2.0, 4.0)
-    """Multipliers swept at each layer (negative: away from sycophancy); 0 is the unsteered cell, always run."""
+    multipliers: tuple[float, ...] = (-64.0, -32.0, -16.0, -8.0, 16.0, 32.0)
+    """Multipliers swept at each layer (negative: away from sycophancy); 0 is the unsteered cell, always run. The
+    vector's norm is about 1% of the residual stream's at layer 10, so effects start near |multiplier| 16."""
     random_control: bool = True
     """Also run a random vector of the same norm at every layer and multiplier."""
     items: int = 0
@@ -45,7 +46,7 @@ class SteeringExperimentConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "SteeringExperimentConfig":
-        return cls(layers=(10,), multipliers=(-8.0, -4.0, 4.0), items=60, max_new_tokens=24)
+        return cls(layers=(10,), multipliers=(-32.0,), items=40, max_new_tokens=24)
 
     def __post_init__(self) -> None:
         super().__post_init__()

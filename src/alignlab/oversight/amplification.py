@@ -8,7 +8,8 @@ permutation as context, which a small MLP cannot). The expert's only ground trut
 decomposes sigma^2m(x) = sigma^m(sigma^m(x)) and sigma^(2m+1)(x) = sigma(sigma^2m(x)). Noise: each sub-answer the
 expert receives is replaced, with probability `noise`, by a uniformly random element; `recursive_answers` runs the
 whole decomposition tree without a model (the amplified system with no distillation) to show how that noise
-compounds with depth.
+compounds with depth; `persistent` noise (the same subquestions always answered wrong) is the systematic kind of
+error that distillation cannot average away.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class AmplificationSettings:
     batch: int = 256
     lr: float = 3e-3
     noise: float = 0.0
-    """Probability that a sub-answer the expert receives is replaced by a random element."""
+    """Probability that a sub-answer the expert receives is corrupted (see Noise)."""
+    noise_kind: str = "random"
+    """`random` (independent per sub-answer) or `persistent` (the same subquestions always wrong)."""
 
 
 def permutation(n: int, gen: np.random.Generator) -> np.ndarray:
@@ -59,39 +62,57 @@ def depth(k: int) -> int:
     return 0 if k == 1 else 1 + depth(k // 2 if k % 2 == 0 else k - 1)
 
 
-def _corrupt(answers: np.ndarray, n: int, noise: float, gen: np.random.Generator) -> np.ndarray:
-    if noise <= 0:
-        return answers
-    flip = gen.random(answers.shape) < noise
-    return np.where(flip, gen.integers(0, n, answers.shape), answers)
+class Noise:
+    """How the sub-answers the expert receives are corrupted, with probability `p`: `random` replaces each sub-answer
+    independently by a uniformly random element; `persistent` picks a fixed share p of the subquestions (x, k) once
+    and always shifts their answers to the same wrong element (a systematic error, which training cannot average
+    away)."""
+
+    KINDS = ("random", "persistent")
+
+    def __init__(self, p: float, kind: str, n: int, max_power: int, gen: np.random.Generator):
+        if kind not in self.KINDS:
+            raise ValueError(f"noise kind {kind!r}: valid kinds are {', '.join(self.KINDS)}")
+        self.p, self.kind, self.n, self.gen = p, kind, n, gen
+        self.bad = gen.random((n, max_power + 1)) < p
+        self.shift = gen.integers(1, n, (n, max_power + 1))
+
+    def __call__(self, answers: np.ndarray, x: np.ndarray, k: np.ndarray | int) -> np.ndarray:
+        """The corrupted answers to the subquestions (x, k)."""
+        if self.p <= 0:
+            return answers
+        if self.kind == "random":
+            flip = self.gen.random(answers.shape) < self.p
+            return np.where(flip, self.gen.integers(0, self.n, answers.shape), answers)
+        k = np.broadcast_to(k, x.shape)
+        return np.where(self.bad[x, k], (answers + self.shift[x, k]) % self.n, answers)
 
 
-def amplify(ask, sigma: np.ndarray, x: np.ndarray, k: np.ndarray, noise: float, gen: np.random.Generator):
+def amplify(ask, sigma: np.ndarray, x: np.ndarray, k: np.ndarray, noise: Noise):
     """The expert's answers to sigma^k(x) given a model `ask(x, k) -> answers` for subquestions; returns (answers,
     lookups made). Each question costs the expert at most one lookup of sigma."""
-    n = len(sigma)
     out = np.empty_like(x)
     one, even, odd = k == 1, (k % 2 == 0), (k > 1) & (k % 2 == 1)
     out[one] = sigma[x[one]]
     if even.any():
-        half = k[even] // 2
-        mid = _corrupt(ask(x[even], half), n, noise, gen)
-        out[even] = _corrupt(ask(mid, half), n, noise, gen)
+        xe, half = x[even], k[even] // 2
+        mid = noise(ask(xe, half), xe, half)
+        out[even] = noise(ask(mid, half), mid, half)
     if odd.any():
-        out[odd] = sigma[_corrupt(ask(x[odd], k[odd] - 1), n, noise, gen)]
+        xo, km = x[odd], k[odd] - 1
+        out[odd] = sigma[noise(ask(xo, km), xo, km)]
     return out, int(one.sum() + odd.sum())
 
 
-def recursive_answers(sigma: np.ndarray, x: np.ndarray, k: int, noise: float, gen: np.random.Generator) -> np.ndarray:
+def recursive_answers(sigma: np.ndarray, x: np.ndarray, k: int, noise: Noise) -> np.ndarray:
     """The full decomposition tree for sigma^k(x), every subquestion answered recursively by the expert (no model),
-    each sub-answer corrupted with probability `noise`."""
-    n = len(sigma)
+    each sub-answer corrupted by `noise`."""
     if k == 1:
         return sigma[x]
     if k % 2 == 0:
-        mid = _corrupt(recursive_answers(sigma, x, k // 2, noise, gen), n, noise, gen)
-        return _corrupt(recursive_answers(sigma, mid, k // 2, noise, gen), n, noise, gen)
-    return sigma[_corrupt(recursive_answers(sigma, x, k - 1, noise, gen), n, noise, gen)]
+        mid = noise(recursive_answers(sigma, x, k // 2, noise), x, k // 2)
+        return noise(recursive_answers(sigma, mid, k // 2, noise), mid, k // 2)
+    return sigma[noise(recursive_answers(sigma, x, k - 1, noise), x, k - 1)]
 
 
 class Solver:
@@ -138,11 +159,12 @@ class Solver:
 def train(s: AmplificationSettings, sigma: np.ndarray, method: str, gen: np.random.Generator) -> tuple[Solver, dict]:
     """Distil the amplified expert (`amplification`) or learn from ground-truth powers (`supervised`) with the same
     model, rounds, steps and question curriculum; returns the model and what it cost (ground-truth labels, or expert
-    lookups) with its accuracy on every question after each round (`curve`)."""
+    lookups) with its accuracy on every question after each round (`curve`) and the expert's `noise`."""
     if method not in ("amplification", "supervised"):
         raise ValueError(f"method {method!r}: valid methods are amplification, supervised")
     solver, truth = Solver(s, int(gen.integers(2**31))), powers(sigma, s.max_power)
     cost: dict = {"labels": 0, "lookups": 0, "curve": []}
+    noise = Noise(s.noise, s.noise_kind, s.n, s.max_power, gen)
     qx, qk = all_questions(s)
     by_depth = powers_by_depth(s.max_power)
     for r in range(s.rounds):
@@ -151,10 +173,11 @@ def train(s: AmplificationSettings, sigma: np.ndarray, method: str, gen: np.rand
             target = truth[k, x]
             cost["labels"] += len(x)
         else:
-            target, lookups = amplify(solver.ask, sigma, x, k, s.noise, gen)
+            target, lookups = amplify(solver.ask, sigma, x, k, noise)
             cost["lookups"] += lookups
         solver.train_on(x, k, target, gen)
         cost["curve"].append(float((solver.ask(qx, qk) == truth[qk, qx]).mean()))
+    cost["noise"] = noise
     return solver, cost
 
 
