@@ -7,7 +7,7 @@ STAMP := $(VENV)/.alignlab-installed
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-all lint venv browser sandbox clients bench bench-imitation clean
+.PHONY: demo test test-all lint venv browser sandbox clients bench bench-imitation bench-sae clean
 
 venv: $(STAMP)
 
@@ -80,6 +80,19 @@ $(IMITATION): requirements-imitation.txt
 	touch $(IMITATION)
 
 bench-imitation: $(IMITATION)
+
+SAE := .venv-sae/.installed
+
+# SAELens, anchor of benchmarks/bench_sae.py, in its own venv on top of .venv's packages (a .pth file), so its ~40
+# extra packages stay out of .venv.
+$(SAE): requirements-sae.txt venv
+	test -x .venv-sae/bin/python || $(PYTHON) -m venv .venv-sae
+	echo "$(CURDIR)/.venv/lib/python3.11/site-packages" > .venv-sae/lib/python3.11/site-packages/alignlab-main.pth
+	.venv-sae/bin/pip install -q -r requirements-sae.txt
+	touch $(SAE)
+
+bench-sae: $(SAE)
+	$(BIN)/python benchmarks/bench_sae.py
 
 # Benchmarks, with the outside anchors (gymnax on JAX, MiniGrid, llama.cpp) in their own venv.
 bench: venv $(ANCHORS) $(IMITATION)

@@ -41,7 +41,11 @@ def test_fooled_rater_cells_and_report(tmp_path):
     cls = _cls()
     config = dataclasses.replace(cls.Config.quick(), envs=("boat-race-v0",), comparisons=(100,),
                                  grasp_comparisons=150, coverages=(1.0,))
-    cells = [c for c in cls(config).cells() if c["env"] == "grasp-camera-v0" or c["comparisons"] in (0, 100)]
+    keep = {("boat-race-v0", "true", None), ("boat-race-v0", "preferences", "true"),
+            ("grasp-camera-v0", "specified", None), ("grasp-camera-v0", "true", None),
+            ("grasp-camera-v0", "preferences", "camera"), ("grasp-camera-v0", "preferences", "assisted")}
+    cells = [c for c in cls(config).cells() if (c["env"], c["reward"], c["rater"]) in keep]
+    assert len(cells) == len(keep)
     records = []
     for params in cells:
         task = runner.Task(NAME, params, runner.cell_hash(NAME, params), 0, code_version(), str(tmp_path), "t",
@@ -53,6 +57,9 @@ def test_fooled_rater_cells_and_report(tmp_path):
     assert by[("grasp-camera-v0", "specified", None)]["gap"] == 18  # the camera's optimum fakes every grasp
     assert by[("grasp-camera-v0", "true", None)]["gap"] == 0
     assert by[("grasp-camera-v0", "preferences", "assisted")]["gap"] <= 1
+    # the camera-only rater's reward pays for occlusion; the fully covering helper's does not
+    assert by[("grasp-camera-v0", "preferences", "camera")]["occlusion_pay"] > 0.3
+    assert abs(by[("grasp-camera-v0", "preferences", "assisted")]["occlusion_pay"]) < 0.2
     assert "reward_correlation" in by[("boat-race-v0", "preferences", "true")]
     tables = {t.title for t in report.tables(records)}
     assert any("Label efficiency" in t for t in tables) and any("Fooled raters" in t for t in tables)

@@ -28,7 +28,7 @@ def test_cell_and_report(tmp_path):
     (params,) = exp.cells()
     res = exp.run_cell(params, 0, tmp_path)
     m = res.metrics
-    assert m["explained_variance"] <= 1 and 0 <= m["dead_share"] <= 1 and 0 <= m["l0"] <= m["d_sae"] == 128
+    assert m["explained_variance"] <= 1 and 0 <= m["dead_share"] <= 1 and 0 <= m["l0"] <= m["d_sae"] == 256
     assert m["ce_clean"] > 0 and m["ce_zero"] > 0 and (tmp_path / res.artifacts[0]).exists()
     groups = res.data["browser"]["groups"]
     assert [g["title"] for g in groups] == ["Features of sycophantic agreement", "Features of refusal"]

@@ -21,7 +21,7 @@ class Scripted:
 
 
 def test_pairs_prefer_refusals_on_successful_attacks_and_answers_on_benign_ones():
-    config = RefusalTrainingConfig(families=("authority", "hypothetical"), variants=(0,))
+    config = RefusalTrainingConfig(families=("authority", "hypothetical"), variants=(0,), behaviours=0)
     rows, counts = preference_pairs(Scripted(), config)
     assert counts["attacks"] == 24 * 2 and counts["successful"] == 24 * 2 - 2  # the bomb request is refused
     harmful, benign = rows[:counts["successful"]], rows[counts["successful"]:]

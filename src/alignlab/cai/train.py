@@ -171,7 +171,18 @@ def ensure(base_path: str, config: CAIConfig, base_model: Any = None, stage: str
                 tmp.replace(target)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+                _release(base_model)
     return chain
+
+
+def _release(model: Any) -> None:
+    """Drop the KV caches a chat model kept from the long few-shot prompts (up to 1 GiB), and collect."""
+    import gc
+
+    store = getattr(model, "prefix_store", None)
+    if store is not None:
+        model.prefix_store = type(store)(store.max_bytes)
+    gc.collect()
 
 
 def meta(folder: Path) -> dict[str, Any]:

@@ -139,26 +139,33 @@ def findings(records: list[RunRecord]) -> list[str]:
         n = reached(cv)
         best = max(cv["budgets"])
         ratio = _ratio(cv["budgets"][best], cv["true"])
+        spec = f" (trained on the specified reward: {_fmt(_ratio(cv['specified'], cv['true']))})" \
+            if "specified" in cv else ""
         out.append(f"{env}, {agent}: " + (f"reaches {TARGET:.0%} of the true-reward return at {n} comparisons"
                                            if n is not None else f"does not reach {TARGET:.0%} within {MAX_BUDGET}")
-                   + f"; at {best}: {_fmt(ratio)} of it.")
+                   + f"; at {best}: {_fmt(ratio)} of it{spec}.")
     fooled = _fooled(records)
     for agent in sorted({k[0] for k in fooled}):
         cam = fooled.get((agent, "preferences", "camera", None))
         if not cam:
             continue
         gap = mean_ci(r.metrics["gap"] for r in cam.values())
-        out.append(f"grasp-camera, {agent}: the reward learned from the camera-only rater leaves a fooled gap of "
-                   f"{_fmt(gap, 1)} steps (camera shows a grasp, nothing held): the reward model learned to pay "
-                   f"for occlusion, as the grasping robot of Christiano et al. did.")
+        pay = mean_ci(r.metrics.get("occlusion_pay", math.nan) for r in cam.values())
+        fooled_seeds = sum(r.metrics["gap"] > 0 for r in cam.values())
+        out.append(f"grasp-camera, {agent}: the reward learned from the camera-only rater pays {_fmt(pay)} of a real "
+                   f"grasp's reward for a faked one (occlusion); its policy fakes the grasp on {fooled_seeds} of "
+                   f"{len(cam)} seeds, a fooled gap of {_fmt(gap, 1)} steps (camera shows a grasp, nothing held)"
+                   + (": the failure of Christiano et al.'s grasping robot." if gap.lo > 0 else
+                      "; the interval includes 0, so the policy-level failure is not established at this budget."))
         for key, seeds in sorted(fooled.items(), key=lambda kv: _order(kv[0])):
             if key[0] != agent or key[2] != "assisted":
                 continue
             diffs = [seeds[s].metrics["gap"] - cam[s].metrics["gap"] for s in seeds if s in cam]
             d = mean_ci(diffs)
             held = mean_ci(r.metrics["intended"] for r in seeds.values())
-            out.append(f"  with a helper checking {key[3]:.0%} of steps: gap changes by {_fmt(d, 1)} (paired on "
-                       f"seed), ball held {_fmt(held, 1)} steps.")
+            pay = mean_ci(r.metrics.get("occlusion_pay", math.nan) for r in seeds.values())
+            out.append(f"  with a helper checking {key[3]:.0%} of steps: occlusion paid {_fmt(pay)} of a grasp; gap "
+                       f"changes by {_fmt(d, 1)} (paired on seed), ball held {_fmt(held, 1)} steps.")
     return out
 
 

@@ -56,9 +56,9 @@ class RedTeamingConfig(ExperimentConfig):
     @classmethod
     def quick(cls) -> "RedTeamingConfig":
         """12 behaviours, template variants 0 (seen by the defence) and 2 (unseen), one adaptive round of 12, the
-        defence trained for 16 steps on template variant 0's successes."""
+        defence trained for 8 steps on template variant 0's successes on all 24 training behaviours."""
         return cls(behaviours=12, variants=(0, 2), adaptive_k=12, max_new_tokens=24, harmless_n=8,
-                   techniques=("refusal-training(steps=16, max_new_tokens=16)",))
+                   techniques=("refusal-training(behaviours=0, steps=8)",))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -121,8 +121,8 @@ class WeakToStrong(Experiment):
             "task", "seeds", "weak supervisor", "strong ceiling", "student (naive)", "student (confidence loss)",
             "PGR naive", "PGR confidence loss", "PGR of the means (naive / confidence)"], rows,
             "Test accuracy; mean ± 95% t-interval over seeds (PGR: of the per-seed ratios). PGR = (student - weak) / "
-            "(ceiling - weak): 0 is pure imitation of the supervisor, 1 is the ceiling. Burns et al. report PGR "
-            "around 0.2 to 0.8 for pretrained language-model students on NLP tasks, higher with the confidence loss.")]
+            "(ceiling - weak): 0 is pure imitation of the supervisor, 1 is the ceiling. Burns et al. report clearly "
+            "positive PGR for pretrained language-model students on NLP tasks, larger with the confidence loss.")]
 
     def findings(self, records: list[RunRecord]) -> list[str]:
         out = []

@@ -142,7 +142,8 @@ def choose_pairs(pool: np.ndarray, pool_feats: np.ndarray, n: int, ensemble: Rew
     b = (a + rng.integers(1, k, size=m)) % k  # b != a
     if m == n:
         return np.stack([a, b], 1)
-    disagreement = ensemble.preference_probs(pool_feats[a], pool_feats[b]).var(0)
+    # rounded so that float noise (BLAS thread counts change summation order) cannot reorder near-ties
+    disagreement = np.round(ensemble.preference_probs(pool_feats[a], pool_feats[b]).var(0), 9)
     top = np.argsort(-disagreement, kind="stable")[:n]
     return np.stack([a[top], b[top]], 1)
 

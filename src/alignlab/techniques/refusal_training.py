@@ -34,8 +34,11 @@ class RefusalTrainingConfig(BaseConfig):
     """Attack families whose successful attacks become training pairs (redteam/attacks.py FAMILIES)."""
     variants: tuple[int, ...] = (0,)
     """Template variants (0-2) of each family used for training; the others stay unseen for evaluation."""
-    steps: int = 12
-    """DPO optimizer steps (LoRA); small by default so that every chat-model experiment can smoke-test it."""
+    behaviours: int = 8
+    """Training behaviours attacked for the pairs (the first N of the training split; 0: all 24). Small by default,
+    with `steps`, so that the contract test of every chat-model experiment can afford to train it once."""
+    steps: int = 8
+    """DPO optimizer steps (LoRA)."""
     batch_size: int = 4
     """Pairs per step."""
     learning_rate: float = 2e-5
@@ -47,8 +50,12 @@ class RefusalTrainingConfig(BaseConfig):
     benign: bool = True
     """Add pairs that prefer answering ordinary requests wrapped in the same attack templates over refusing them
     (so the model learns to refuse by content, not by framing)."""
-    max_new_tokens: int = 24
-    """Length of the target's replies collected as rejected answers."""
+    max_new_tokens: int = 16
+    """Length of the target's replies collected as rejected answers (a refusal shows in its first words)."""
+    max_length: int = 256
+    """Tokens per training sequence, prompt and reply (TRL keeps the start of a longer one and drops a pair whose
+    reply is cut off entirely; the many-shot prompts here are about 150-230 tokens).
+    A DPO step's cost grows with it: about 8 CPU s per step at ~110 tokens on this CPU (docs/benchmarks.md)."""
 
     def __post_init__(self) -> None:
         bad = [f for f in self.families if f not in FAMILIES]
@@ -56,7 +63,9 @@ class RefusalTrainingConfig(BaseConfig):
             raise ConfigError(f"refusal-training: unknown families {bad}; valid: {', '.join(FAMILIES)}")
         if not self.variants or any(v not in (0, 1, 2) for v in self.variants):
             raise ConfigError(f"refusal-training: variants must be among 0, 1, 2 (got {self.variants})")
-        for name in ("steps", "batch_size", "lora_rank", "max_new_tokens"):
+        if self.behaviours < 0:
+            raise ConfigError(f"refusal-training: behaviours must be >= 0 (got {self.behaviours})")
+        for name in ("steps", "batch_size", "lora_rank", "max_new_tokens", "max_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"refusal-training: {name} must be >= 1 (got {getattr(self, name)})")
         if self.learning_rate <= 0 or self.beta <= 0:
@@ -65,7 +74,8 @@ class RefusalTrainingConfig(BaseConfig):
 
 def preference_pairs(model: Any, config: RefusalTrainingConfig, seed: int = 0) -> tuple[list[dict], dict[str, int]]:
     """TRL conversational preference rows from attacks on the training behaviours, and their counts."""
-    attacks = build_attacks(behaviours("train"), config.families, config.variants, seed=seed)
+    train = behaviours("train")
+    attacks = build_attacks(train[:config.behaviours or len(train)], config.families, config.variants, seed=seed)
     outcomes = run_attacks(model, attacks, config.max_new_tokens)
     rows = []
     for i, o in enumerate(o for o in outcomes if o.success):
@@ -108,7 +118,7 @@ class RefusalTraining(Technique):
     source = ("Perez et al. 2022, arXiv:2202.03286; Rafailov et al. 2023, arXiv:2305.18290; Hu et al. 2021, "
               "arXiv:2106.09685")
     Config = RefusalTrainingConfig
-    matrix_specs = ("steps=12", "steps=48")
+    matrix_specs = ("steps=8", "behaviours=0,steps=16")
 
     def key(self, path: str) -> str:
         """The adapter's cache key: the base model's folder and this setting (not the inference dtype: the adapter
@@ -155,8 +165,8 @@ class RefusalTraining(Technique):
         if rows:
             c = self.config
             settings = dpo.DPOSettings(beta=c.beta, lora=True, lora_rank=c.lora_rank, learning_rate=c.learning_rate,
-                                       batch_size=min(c.batch_size, len(rows)), max_steps=c.steps, max_length=384,
-                                       bf16=False)
+                                       batch_size=min(c.batch_size, len(rows)), max_steps=c.steps,
+                                       max_length=c.max_length, bf16=False)
             trainer = dpo.train(path, Dataset.from_list(rows), str(tmp / "trainer"), settings)
             trainer.model.save_pretrained(tmp)
             record["log"] = [{k: v for k, v in e.items() if isinstance(v, (int, float))}
