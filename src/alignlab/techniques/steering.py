@@ -26,10 +26,14 @@ class SteeringConfig(BaseConfig):
     random: a seeded random direction of the same norm at the same layer (the control)."""
     seed: int = 0
     """Seed of the random direction (vector=random)."""
+    items: int = 0
+    """Training items whose A/B pairs make the vector (the first ITEMS of the training split); 0: all of them."""
 
     def __post_init__(self) -> None:
         if self.layer < 0:
             raise ConfigError(f"steering: layer must be >= 0 (got {self.layer})")
+        if self.items < 0:
+            raise ConfigError(f"steering: items must be >= 0 (0 = the whole training split; got {self.items})")
         if self.vector not in ("caa", "random"):
             raise ConfigError(f"steering: vector must be caa or random (got {self.vector!r})")
         if not -1e4 < self.multiplier < 1e4:
@@ -50,6 +54,7 @@ class Steering(Technique):
               "Turner et al. 2023, \"Activation Addition\", arXiv:2308.10248")
     Config = SteeringConfig
     matrix_specs = ("multiplier=-4", "multiplier=-4, vector=random")
+    smoke_args = "items=4"
 
     def supports(self, target: dict[str, Any]) -> str | None:
         model = str(target.get("model", ""))
@@ -62,7 +67,8 @@ class Steering(Technique):
         vector or a random one of its norm, its norm, the residual norm there, whether it came from the cache."""
         from alignlab.interp import caa
 
-        found = caa.load_or_train(chat_model.model, chat_model.tokenizer, chat_model.render)
+        items = caa.factual_split("train")[:self.config.items] if self.config.items else None
+        found = caa.load_or_train(chat_model.model, chat_model.tokenizer, chat_model.render, items)
         layers = found["vectors"].shape[0]
         if self.config.layer >= layers:
             raise ConfigError(f"steering: layer {self.config.layer} is past the model's last layer ({layers - 1})")
