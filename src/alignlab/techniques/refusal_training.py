@@ -119,6 +119,7 @@ class RefusalTraining(Technique):
               "arXiv:2106.09685")
     Config = RefusalTrainingConfig
     matrix_specs = ("steps=8", "behaviours=0,steps=16")
+    smoke_args = "behaviours=2, steps=1, batch_size=2, max_new_tokens=8, max_length=128"
 
     def key(self, path: str) -> str:
         """The adapter's cache key: the base model's folder and this setting (not the inference dtype: the adapter
