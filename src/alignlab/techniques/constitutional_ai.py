@@ -28,6 +28,7 @@ class ConstitutionalAI(Technique):
               "Rafailov et al. 2023, arXiv:2305.18290")
     Config = CAIConfig
     matrix_specs = ("stage=sl", "stage=rl", "constitution=bad, stage=sl")
+    smoke_args = "prompts=2, examples=1, max_new_tokens=8, sft_steps=1, dpo_steps=1, batch_size=2"
 
     def supports(self, target: dict[str, Any]) -> str | None:
         model = str(target.get("model", "embedded"))
