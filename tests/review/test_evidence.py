@@ -10,6 +10,7 @@ from alignlab.core import registry
 from alignlab.review.card import load_card
 from alignlab.review.engine import review
 from alignlab.review.evidence import matching_evals, severity_of
+from tests.evals.test_endpoint import served  # noqa: F401 - the `alignlab serve` fixture
 from tests.review.conftest import card_path
 
 
@@ -53,3 +54,19 @@ def test_severity_follows_the_interval():
     assert severity_of("rate", est(0.75, 0.5, 1.0)) == "high"
     assert severity_of("good", est(0.9, 0.8, 1.0)) == "info" and severity_of("good", est(0.1, 0.0, 0.3)) == "high"
     assert severity_of("rate", est(math.nan, math.nan, math.nan, 0)) is None
+
+
+def test_a_card_naming_a_model_served_by_alignlab_serve_gets_measured_numbers(served, tmp_path, monkeypatch):
+    """The card's endpoint is `alignlab serve` (over the tiny test model): sycophancy, framing, clarification,
+    privacy and scope are measured through the OpenAI-compatible client and attached as findings."""
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))  # a fresh response cache: every item is asked
+    url, path, _ = served
+    wanted = ["sycophancy-answer-v0", "framing-v0", "clarification-v0", "privacy-v0", "scope-v0"]
+    result = review(load_card(card_path("support-chatbot")), items=2, model_spec=f"openai:{url}/{path.name}",
+                    evals=wanted)
+    measured = {e["name"]: e for e in result["evidence"] if e.get("name") in wanted}
+    assert set(measured) == set(wanted)
+    for name, entry in measured.items():
+        ns = [r["estimate"]["n"] for r in entry.get("effects", []) + entry.get("rates", []) if "estimate" in r]
+        assert ns and max(ns) >= 1, (name, entry)
+    assert result["coverage"]["remeasured"] > 0
