@@ -10,7 +10,7 @@ from alignlab.core import registry
 from alignlab.review.card import load_card
 from alignlab.review.engine import review
 from alignlab.review.evidence import matching_evals, severity_of
-from tests.evals.test_endpoint import served  # noqa: F401 - the `alignlab serve` fixture
+from tests.evals.test_endpoint import served  # noqa: F401,F811 - the `alignlab serve` fixture
 from tests.review.conftest import card_path
 
 
@@ -56,7 +56,7 @@ def test_severity_follows_the_interval():
     assert severity_of("rate", est(math.nan, math.nan, math.nan, 0)) is None
 
 
-def test_a_card_naming_a_model_served_by_alignlab_serve_gets_measured_numbers(served, tmp_path, monkeypatch):
+def test_a_card_naming_a_model_served_by_alignlab_serve_gets_measured_numbers(served, tmp_path, monkeypatch):  # noqa: F811
     """The card's endpoint is `alignlab serve` (over the tiny test model): sycophancy, framing, clarification,
     privacy and scope are measured through the OpenAI-compatible client and attached as findings."""
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))  # a fresh response cache: every item is asked
