@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Each robustness test on one torch thread (these networks are tiny), restored after it."""
-    from alignlab.robustness.training import one_thread
+    from alignlab.core.threads import one_thread
 
     with one_thread():
         yield
@@ -18,7 +18,8 @@ def _one_thread():
 def digits_model():
     """(model, x_test, y_test): the two-layer MLP after 10 epochs of standard training (about 96% clean)."""
     from alignlab.robustness import data
-    from alignlab.robustness.training import Recipe, one_thread, train
+    from alignlab.core.threads import one_thread
+    from alignlab.robustness.training import Recipe, train
     from alignlab.vision import digits
 
     x_train, y_train, x_test, y_test = data.load("digits").tensors()

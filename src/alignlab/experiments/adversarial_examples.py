@@ -30,7 +30,8 @@ from alignlab.robustness import data as rdata
 from alignlab.robustness import evaluate
 from alignlab.robustness.attacks import robust_accuracy
 from alignlab.techniques.adversarial_training import AdversarialTrainingConfig
-from alignlab.robustness.training import Recipe, one_thread, train
+from alignlab.core.threads import one_thread
+from alignlab.robustness.training import Recipe, train
 
 STANDARD = "standard"
 NORMS = ("linf", "l2")

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from alignlab.oversight._threads import one_thread
+from alignlab.core.threads import one_thread
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from math import comb
 
 import numpy as np
 
-from alignlab.oversight._threads import one_thread
+from alignlab.core.threads import one_thread
 from alignlab.oversight.debate_game import HONEST, ORDERS, colex_subsets, minimax
 from alignlab.vision import digits
 

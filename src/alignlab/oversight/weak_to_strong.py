@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from alignlab.oversight._threads import one_thread
+from alignlab.core.threads import one_thread
 
 TASKS = ("digits", "tabular")
 

@@ -4,9 +4,8 @@ with the clean loss (Goodfellow et al. 2015, arXiv:1412.6572, eq. 3)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from typing import Any, Iterator
+from typing import Any
 
 from alignlab.core.errors import ConfigError
 from alignlab.robustness.attacks import Attack
@@ -39,20 +38,6 @@ class Recipe:
             raise ConfigError(f"training recipe {self}: epochs, batch >= 1, lr > 0, weight_decay >= 0")
         if not 0 <= self.clean_weight < 1 or not 0 <= self.warmup_epochs <= self.epochs:
             raise ConfigError("training recipe: clean_weight must be in [0, 1), warmup_epochs in [0, epochs]")
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the count: these networks are far too small to gain from
-    threads, and on a busy machine the threads' synchronisation costs many times the arithmetic."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(model: Any, x: Any, y: Any, recipe: Recipe, seed: int = 0) -> Any:

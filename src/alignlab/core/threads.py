@@ -1,4 +1,4 @@
-"""One torch intra-op thread for the oversight module's small networks (a helper, no paper of its own)."""
+"""One torch intra-op thread for small networks (debate, amplification, weak-to-strong, adversarial examples)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the count (usable as a decorator): these networks are far too
+    """Run torch on one intra-op thread, then restore the count (usable as a decorator): small networks are far too
     small to gain from threads, and on a busy machine the threads' synchronisation costs many times the arithmetic."""
     import torch
 
