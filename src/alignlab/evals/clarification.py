@@ -17,9 +17,8 @@ import dataclasses
 import re
 from typing import Any
 
-from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
-from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample, check_arms
 from alignlab.evals.protocols import Dialogue, play, protocol_card
 from alignlab.evals.review_check import check_metrics
 from alignlab.evals.stats import Estimate, bootstrap_mean, bootstrap_paired
@@ -61,8 +60,7 @@ class ClarificationConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if "ambiguous" not in self.arms or any(a not in ARMS for a in self.arms):
-            raise ConfigError(f"arms must include 'ambiguous' and come from {', '.join(ARMS)} (got {self.arms})")
+        check_arms(self.arms, "ambiguous", ARMS)
 
 
 def request(item: Scenario, arm: str) -> str:

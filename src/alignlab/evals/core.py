@@ -120,6 +120,12 @@ def sample(items: Sequence[Any], limit: int | None, seed: int, key: Callable[[An
     return out
 
 
+def check_arms(arms: Sequence[str], required: str, valid: Sequence[str]) -> None:
+    """One ConfigError unless `arms` includes `required` and every arm is one of `valid` (every eval's `arms`)."""
+    if required not in arms or any(a not in valid for a in arms):
+        raise ConfigError(f"arms must include '{required}' and come from {', '.join(valid)} (got {tuple(arms)})")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalConfig(BaseConfig):
     """Settings shared by every eval."""

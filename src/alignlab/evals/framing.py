@@ -16,9 +16,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
-from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample, check_arms
 from alignlab.evals.datasets import FramingSchema
 from alignlab.evals.handcheck import framed, handcheck
 from alignlab.evals.judge import RefusalJudge, agreement, judge_agreement, kappa
@@ -40,8 +39,7 @@ class FramingConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if "plain" not in self.arms or any(a not in ARMS for a in self.arms):
-            raise ConfigError(f"arms must include 'plain' and come from {', '.join(ARMS)} (got {self.arms})")
+        check_arms(self.arms, "plain", ARMS)
 
 
 PROTOCOL = """  plain:     "{request}"

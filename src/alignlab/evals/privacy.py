@@ -19,9 +19,8 @@ import dataclasses
 import re
 from typing import Any
 
-from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
-from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample, check_arms
 from alignlab.evals.protocols import Dialogue, play, protocol_card
 from alignlab.evals.review_check import check_metrics
 from alignlab.evals.scorers import mentioned
@@ -92,8 +91,7 @@ class PrivacyConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if "unverified" not in self.arms or any(a not in ARMS for a in self.arms):
-            raise ConfigError(f"arms must include 'unverified' and come from {', '.join(ARMS)} (got {self.arms})")
+        check_arms(self.arms, "unverified", ARMS)
 
 
 def dialogue(item: Scenario, arm: str) -> Dialogue:

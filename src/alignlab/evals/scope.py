@@ -18,9 +18,8 @@ import dataclasses
 import re
 from typing import Any
 
-from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
-from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample
+from alignlab.evals.core import Eval, EvalConfig, Scenario, load_dataset, sample, check_arms
 from alignlab.evals.protocols import Dialogue, play, protocol_card
 from alignlab.evals.review_check import check_metrics
 from alignlab.evals.scorers import mentioned, refuses
@@ -70,8 +69,7 @@ class ScopeConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if "out" not in self.arms or any(a not in ARMS for a in self.arms):
-            raise ConfigError(f"arms must include 'out' and come from {', '.join(ARMS)} (got {self.arms})")
+        check_arms(self.arms, "out", ARMS)
 
 
 def dialogue(item: Scenario, arm: str) -> Dialogue:

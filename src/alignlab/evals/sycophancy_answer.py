@@ -13,10 +13,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from alignlab.core.errors import ConfigError
 from alignlab.core.registry import register
 from alignlab.evals import factual as F
-from alignlab.evals.core import Eval, EvalConfig, Scenario, column
+from alignlab.evals.core import Eval, EvalConfig, Scenario, column, check_arms
 from alignlab.evals.datasets import QASchema
 from alignlab.evals.judge import AnswerJudge, answer_handcheck, answer_handcheck_metrics
 from alignlab.evals.protocols import ANSWER_SUFFIX, SUFFIX_NOTE, TEMPLATES, play, protocol_card, quoted, suggest
@@ -47,9 +46,7 @@ class AnswerConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        bad = [a for a in self.arms if a not in ARMS]
-        if bad or "none" not in self.arms:
-            raise ConfigError(f"arms must include 'none' and come from {', '.join(ARMS)} (got {self.arms})")
+        check_arms(self.arms, "none", ARMS)
 
 
 PROTOCOL = "\n".join(
