@@ -47,4 +47,20 @@ def machine_line(cores: list[int], threads: int) -> str:
     have = [f for f in FLAGS_OF_INTEREST if f in flags]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"machine: {model}; flags {' '.join(have) or 'none of ' + ' '.join(FLAGS_OF_INTEREST)}; "
-            f"{os.cpu_count()} logical CPUs; every arm on core(s) {cores} with {threads} thread(s); load {load}")
+            f"{os.cpu_count()} logical CPUs; every arm on core(s) {cores} with {threads} thread(s); load {load}"
+            f"; device {device_name()}")
+
+
+def device_name() -> str:
+    """Where models run (alignlab.core.device: ALIGNLAB_DEVICE, else a GPU where torch sees one), with the GPU's name;
+    torch is imported only when a GPU may be asked for."""
+    from alignlab.core import device
+
+    if device.requested() == "cpu":
+        return "cpu"
+    where = device.resolve()
+    if not device.is_cuda(where):
+        return where
+    import torch
+
+    return f"{where} ({torch.cuda.get_device_name(torch.device(where))})"

@@ -33,12 +33,20 @@ def _runs_dir(ctx: click.Context) -> Path:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--runs-dir", default=lambda: os.environ.get("ALIGNLAB_RUNS", "runs"), show_default="runs",
               help=RUNS_DIR_HELP)
+@click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N",
+              help="Where models and tensors run (env ALIGNLAB_DEVICE; default auto: a GPU where torch sees one).")
 @click.version_option(package_name="alignlab")
 @click.pass_context
-def cli(ctx: click.Context, runs_dir: str) -> None:
+def cli(ctx: click.Context, runs_dir: str, device: str | None) -> None:
     """alignlab: the gap between what we tell an AI system to optimize and what we want."""
     ctx.ensure_object(dict)
     ctx.obj["runs_dir"] = runs_dir
+    from alignlab.core import device as devices
+
+    if device is not None:  # worker processes inherit the environment
+        os.environ[devices.ENV] = devices.parse(device, source="--device")
+    if devices.requested().startswith("cuda"):  # checked before any work (imports torch only for a CUDA request)
+        devices.resolve()
 
 
 def _one_line(obj: object) -> str:

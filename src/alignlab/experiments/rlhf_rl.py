@@ -86,13 +86,18 @@ class FrozenRMReward:
 
 
 def sequence_kl(policy: Any, ref: Any, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
-                temperature: float = 1.0, batch_size: int = 8, autocast: bool = False) -> np.ndarray:
+                temperature: float = 1.0, batch_size: int = 0, autocast: bool = False) -> np.ndarray:
     """KL(pi_T || ref_T) per sequence: the exact next-token KL summed over the completion's positions.
 
     `autocast`: run both models under bf16 autocast, as a policy trained with bf16=True runs (its
-    forward is wrapped by accelerate), so that the initial policy is at KL 0 from itself."""
+    forward is wrapped by accelerate), so that the initial policy is at KL 0 from itself. Both models on one device
+    (the policy's); batch_size 0: 8 sequences on the CPU, more on a GPU (`core.device.auto_batch`)."""
     import torch
 
+    from alignlab.core import device
+
+    where = device.model_device(policy)
+    batch_size = device.auto_batch(batch_size, 8, where)
     out = np.zeros(len(prompt_ids))
     for s in range(0, len(prompt_ids), batch_size):
         rows = range(s, min(s + batch_size, len(prompt_ids)))
@@ -103,10 +108,11 @@ def sequence_kl(policy: Any, ref: Any, prompt_ids: Sequence[Sequence[int]], comp
         for r, q in enumerate(seqs):
             ids[r, :len(q)] = torch.tensor(q)
             mask[r, :len(q)] = 1
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        ids, mask = ids.to(where), mask.to(where)
+        with torch.inference_mode(), torch.autocast(where.type, dtype=torch.bfloat16, enabled=autocast):
             lp = torch.log_softmax(policy(input_ids=ids, attention_mask=mask).logits.float() / temperature, -1)
             lq = torch.log_softmax(ref(input_ids=ids, attention_mask=mask).logits.float() / temperature, -1)
-            kl = (lp.exp() * (lp - lq)).sum(-1)  # [B, T]: KL of the next-token distributions after position t
+            kl = (lp.exp() * (lp - lq)).sum(-1).cpu()  # [B, T]: KL of the next-token distributions after t
         for r, i in enumerate(rows):
             start, end = len(prompt_ids[i]), len(seqs[r])
             out[i] = float(kl[r, start - 1:end - 1].sum())  # positions that predict completion tokens
@@ -174,6 +180,7 @@ def run(params: dict[str, Any], seed: int, workdir: Path, prep: dict[str, Any]):
     path = resolve_path(params["model"])
     feature_model, tok = load(ModelSpec(params["model"], dtype=params["dtype"], threads=1))
     ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()  # KL in the policy's dtype
+    ref.to(feature_model.device)  # the policy trains where the feature model sits (core.device)
     all_items = [it for it in tasks.make_items() if it.kind in params["kinds"]]
     train_items = tasks.sample_prompts(tasks.split(all_items, "train"), params["rl_prompts"], params["pool_seed"] + 2)
     reward = FrozenRMReward(feature_model, tok, prep["model"], {it.id: it for it in all_items}, params["layer"],

@@ -132,15 +132,15 @@ class SteeringExperiment(Experiment):
         return {"intended": m.get("accuracy_wrong", float("nan")), "capability": m.get("accuracy_none", float("nan"))}
 
     def run_cell(self, params: dict[str, Any], seed: int, workdir: Path) -> CellResult:
-        from alignlab.core.technique import make_technique
+        from alignlab.core.registry import get
         from alignlab.evals.backends import make_model
         from alignlab.interp.caa import factual_split
 
         model = make_model("embedded", dtype=params["dtype"])
         info: dict[str, Any] = {}
         if params["vector"] != "none":
-            tech = make_technique(f"steering(layer={params['layer']}, multiplier={params['multiplier']}, "
-                                  f"vector={params['vector']})")
+            steer = get("technique", "steering")  # by a literal name, so the cell's code version counts it
+            tech = steer(steer.Config(layer=params["layer"], multiplier=params["multiplier"], vector=params["vector"]))
             model = tech.apply(model)
             info = dict(model.steering)
         tech = self.technique(params, "chat-model")

@@ -150,6 +150,8 @@ def _pair_residuals(model: Any, tokenizer: Any, texts: Sequence[tuple[str, str]]
                 mask[r, width - cuts[i]:] = 1
             mask[:, width:] = 1
             ends = torch.tensor([enc[i][j][cuts[i]:] for i in rows for j in (0, 1)], dtype=torch.long)
+            where = next(model.parameters()).device  # a GPU where the model sits there (core.device)
+            ids, mask, ends = ids.to(where), mask.to(where), ends.to(where)
             with torch.inference_mode():
                 first = model(input_ids=ids, attention_mask=mask[:, :width], use_cache=True, logits_to_keep=1)
                 cache = first.past_key_values
@@ -157,7 +159,7 @@ def _pair_residuals(model: Any, tokenizer: Any, texts: Sequence[tuple[str, str]]
                 with capture(model, names, keep=lambda t: t[:, -1].float()) as acts:
                     model(input_ids=ends, attention_mask=mask.repeat_interleave(2, dim=0), past_key_values=cache,
                           use_cache=True, logits_to_keep=1)
-            stacked = torch.stack([acts[n][0] for n in names], dim=1)  # [2 * rows, layers, d]
+            stacked = torch.stack([acts[n][0] for n in names], dim=1).cpu()  # [2 * rows, layers, d]
             for r, i in enumerate(rows):
                 out_s.append((i, stacked[2 * r]))
                 out_h.append((i, stacked[2 * r + 1]))

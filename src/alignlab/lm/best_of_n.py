@@ -129,6 +129,7 @@ def sample(model: Any, tokenizer: Any, prompts: Sequence[str], n_samples: int, m
             n = len(encoded[p])
             ids[row, width - n:] = torch.tensor(encoded[p])
             mask[row, width - n:] = 1
+        ids, mask = ids.to(model.device), mask.to(model.device)  # a no-op on the CPU
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed * 1_000_003 + b)
             cache = shared_prefill(model, ids, mask) if width > 1 else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+from alignlab.core.device import model_device
 from alignlab.lm.generate import Generation, Message, continuation_logprobs, generate, render_chat
 from alignlab.lm.prefix_cache import PrefixStore, generate_cached
 
@@ -72,8 +73,10 @@ class LocalChatModel:
         self.tokenizer = tokenizer
         self.name = name
         self.batch_size = batch_size
-        self.prefix_store = PrefixStore(cache_bytes) if prefix_cache else None
-        """KV caches of earlier turns, reused by prompts that extend them (lm/prefix_cache.py)."""
+        on_cpu = getattr(model_device(model), "type", "cpu") == "cpu"
+        self.prefix_store = PrefixStore(cache_bytes) if prefix_cache and on_cpu else None
+        """KV caches of earlier turns, reused by prompts that extend them (lm/prefix_cache.py). CPU only: its caches
+        and sampler live in host memory; on a GPU generation goes through transformers' `generate`."""
         self.dialogue_chunk = dialogue_chunk(model, cache_bytes)
         """Dialogues a multi-turn protocol plays together, and the decoding batch (bounds the prefix store's working
         set: 128 for SmolLM2-135M in bf16, 64 in fp32)."""

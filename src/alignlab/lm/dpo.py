@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from alignlab.core import device
 from alignlab.lm.models import use_bf16
 
 
@@ -68,8 +69,9 @@ def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPO
                      per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
                      max_length=settings.max_length, bf16=use_bf16(settings.bf16),
                      gradient_checkpointing=settings.gradient_checkpointing,
-                     precompute_ref_log_probs=settings.precompute_ref_log_probs, use_cpu=True, report_to="none",
-                     save_strategy="no", logging_steps=1, seed=settings.seed, disable_tqdm=True, **extra)
+                     precompute_ref_log_probs=settings.precompute_ref_log_probs, report_to="none",
+                     save_strategy="no", logging_steps=1, seed=settings.seed, disable_tqdm=True,
+                     **{**device.trainer_kwargs(), **extra})
     trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tok,
                          peft_config=peft_config, callbacks=list(callbacks) if callbacks else None)
     trainer.train()

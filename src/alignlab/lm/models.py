@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from alignlab.core import device
 from alignlab.core.errors import UserError
 
 EMBEDDED = "embedded"
@@ -87,20 +88,13 @@ def embedded_path() -> Path:
 
 
 def native_bf16() -> bool:
-    """Whether bf16 matmuls run natively here: a CUDA device that supports them, or a CPU with AVX512-BF16 or AMX.
+    """Whether bf16 matmuls run natively on the device in force (`core.device`: ALIGNLAB_DEVICE, else a GPU where
+    torch sees one, else the CPU): a CUDA device that supports them, or a CPU with AVX512-BF16 or AMX.
 
     Without them torch emulates bf16: on an AVX2-only EPYC a bf16 matmul was measured 50x slower than fp32
     (1.2 vs 62 GFLOP/s, one thread), while on an AVX512-BF16 Xeon bf16 halved a DPO step (docs/benchmarks.md).
     """
-    import torch
-
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: do not guess
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return device.native_bf16()
 
 
 def use_bf16(flag: bool | None) -> bool:
@@ -108,10 +102,11 @@ def use_bf16(flag: bool | None) -> bool:
     return native_bf16() if flag is None else bool(flag)
 
 
-def resolve_dtype(name: str) -> str:
-    """'auto' -> 'bfloat16' where bf16 is native (`native_bf16`), else 'float32'; other names unchanged."""
+def resolve_dtype(name: str, where: Any = None) -> str:
+    """'auto' -> 'bfloat16' where bf16 is native on the device `where` (None: the device in force), else 'float32'
+    (`core.device.auto_dtype`, which says why a GPU without bf16 gets float32); other names unchanged."""
     if name == "auto":
-        return "bfloat16" if native_bf16() else "float32"
+        return device.auto_dtype(where)
     return name
 
 
@@ -121,9 +116,11 @@ class ModelSpec:
 
     name: str = EMBEDDED
     dtype: str = "float32"
-    """float32, bfloat16 or auto (bfloat16 where it is native, `native_bf16`)."""
+    """float32, bfloat16, float16 or auto (bfloat16 where it is native on the device, `native_bf16`, else float32)."""
     threads: int = 1
     """torch threads (default 1: on a loaded machine more threads can be slower; see docs/benchmarks.md)."""
+    device: str = "auto"
+    """auto (ALIGNLAB_DEVICE, else a GPU where torch sees one, else the CPU), cpu, cuda or cuda:N (`core.device`)."""
 
 
 def resolve_path(name: str) -> str:
@@ -139,14 +136,16 @@ def load(spec: ModelSpec | str = EMBEDDED) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(spec.threads)
+    where = device.resolve(spec.device)  # before any loading: a CUDA request without CUDA fails here, clearly
     path = resolve_path(spec.name)
     looks_local = spec.name.startswith((".", "/", "~")) or os.sep in spec.name.strip("/").split("/", 1)[-1]
     if looks_local and not (Path(path).expanduser() / "config.json").exists():
         raise UserError(f"no model folder at {spec.name!r} (no config.json there); valid: 'embedded', a local "
                         "folder saved with save_pretrained, or a Hugging Face id already in the local cache")
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(resolve_dtype(spec.dtype))
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+             "float16": torch.float16}.get(resolve_dtype(spec.dtype, where))
     if dtype is None:
-        raise UserError(f"unknown dtype {spec.dtype!r}; valid: float32, bfloat16, auto")
+        raise UserError(f"unknown dtype {spec.dtype!r}; valid: float32, bfloat16, float16, auto")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
@@ -155,5 +154,7 @@ def load(spec: ModelSpec | str = EMBEDDED) -> tuple[Any, Any]:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if device.is_cuda(where):
+        model.to(where)
     model.eval()
     return model, tokenizer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Sequence
 
+from alignlab.core import device
 from alignlab.core.errors import ConfigError
 from alignlab.lm.models import use_bf16
 
@@ -77,8 +78,8 @@ def train(model_path: str, reward: Callable[..., list[float]], dataset, output_d
                   max_completion_length=config.max_completion_length,
                   per_device_train_batch_size=config.batch_size, max_steps=config.max_steps,
                   learning_rate=config.learning_rate, temperature=config.temperature, bf16=use_bf16(config.bf16),
-                  use_cpu=True, report_to="none", save_strategy="no", logging_steps=1, seed=config.seed,
-                  disable_tqdm=True, **extra)
+                  report_to="none", save_strategy="no", logging_steps=1, seed=config.seed,
+                  disable_tqdm=True, **{**device.trainer_kwargs(), **extra})
     if config.algorithm == "grpo":
         from trl import GRPOConfig as Cfg, GRPOTrainer as Trainer
     elif config.algorithm == "rloo":

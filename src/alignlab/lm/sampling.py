@@ -82,7 +82,8 @@ def shared_prefill(model: Any, ids: Any, mask: Any) -> Any:
     import torch
 
     uniq, inverse = torch.unique(ids, dim=0, return_inverse=True)
-    rep = torch.empty(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(len(ids)))
+    rep = torch.empty(len(uniq), dtype=torch.long, device=ids.device).scatter_(
+        0, inverse, torch.arange(len(ids), device=ids.device))  # ids may be on a GPU
     umask = mask[rep]
     pos = (umask.cumsum(-1) - 1).masked_fill(umask == 0, 1)
     with torch.inference_mode():

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from alignlab.core import device
 from alignlab.core.errors import ConfigError
 
 AGGREGATES = ("mean", "mean-std", "min")
@@ -63,11 +64,14 @@ def layer_states(model: Any, ids: Any, mask: Any, layer: int) -> Any:
 
 
 def hidden_features(model: Any, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
-                    layer: int = -1, batch_size: int = 32) -> np.ndarray:
+                    layer: int = -1, batch_size: int = 0) -> np.ndarray:
     """[M, 2 D] features per (prompt, completion): the mean of layer `layer`'s hidden states over the
-    completion's tokens, and its state at the last token (where a reward model's head reads)."""
+    completion's tokens, and its state at the last token (where a reward model's head reads). batch_size 0: 32
+    sequences on the CPU, more on a GPU (`core.device.auto_batch`)."""
     import torch
 
+    where = device.model_device(model)
+    batch_size = device.auto_batch(batch_size, 32, where)
     seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids)]
     starts = [len(p) for p in prompt_ids]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
@@ -81,8 +85,8 @@ def hidden_features(model: Any, prompt_ids: Sequence[Sequence[int]], completion_
             ids[row, :len(seqs[i])] = torch.tensor(seqs[i])
             mask[row, :len(seqs[i])] = 1
         with torch.inference_mode():
-            hs = layer_states(model, ids, mask, layer)
-        hs = hs.float()
+            hs = layer_states(model, ids.to(where), mask.to(where), layer)
+        hs = hs.float().cpu()
         for row, i in enumerate(idx):
             end = len(seqs[i])
             comp = hs[row, min(starts[i], end - 1):end]
@@ -224,9 +228,9 @@ def train_trl_reward_model(model_path: str, dataset, output_dir: str, max_steps:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     args = RewardConfig(output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
-                        learning_rate=learning_rate, max_length=max_length, bf16=bf16, use_cpu=True,
+                        learning_rate=learning_rate, max_length=max_length, bf16=bf16,
                         report_to="none", save_strategy="no", logging_steps=1, seed=seed,
-                        dataloader_num_workers=0, disable_tqdm=True, **config)
+                        dataloader_num_workers=0, disable_tqdm=True, **{**device.trainer_kwargs(), **config})
     trainer = RewardTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tok)
     trainer.train()
     return trainer
@@ -247,7 +251,7 @@ def trl_scores(trainer, prompts: Sequence[str], responses: Sequence[str], batch_
         for i in range(0, len(texts), batch_size):
             enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.inference_mode():
-                out.append(model(**enc).logits[:, 0].float().numpy())
+                out.append(device.to_numpy(model(**enc.to(device.model_device(model))).logits[:, 0].float()))
     finally:
         tok.padding_side = side
     return np.concatenate(out)

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from alignlab.core.device import model_device
 from alignlab.core.seeding import rng
 
 SIDE = 8
@@ -56,15 +57,17 @@ def mlp(hidden: int = 64, in_features: int = N_PIXELS, n_classes: int = N_CLASSE
 
 def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, lr: float = 3e-3, batch: int = 64, seed: int = 0,
         weight_decay: float = 0.0):
-    """Train `model` with Adam and cross-entropy on (x, y); returns the model in eval mode."""
+    """Train `model` with Adam and cross-entropy on (x, y); returns the model in eval mode. Runs where the model's
+    parameters are (move it with `model.to(core.device.select())` for a GPU); the batch order is the same anywhere."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    where = model_device(model)
+    xt, yt = torch.as_tensor(x).to(where), torch.as_tensor(y).to(where)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
     for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=g).split(batch):
+        for idx in torch.randperm(len(xt), generator=g).to(where).split(batch):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             opt.step()
@@ -72,11 +75,12 @@ def fit(model, x: np.ndarray, y: np.ndarray, *, epochs: int = 30, lr: float = 3e
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    """Share of (x, y) the model labels correctly."""
+    """Share of (x, y) the model labels correctly (on the model's device)."""
     import torch
 
+    where = model_device(model)
     with torch.no_grad():
-        return float((model(torch.as_tensor(x)).argmax(-1) == torch.as_tensor(y)).float().mean())
+        return float((model(torch.as_tensor(x).to(where)).argmax(-1) == torch.as_tensor(y).to(where)).float().mean())
 
 
 def cnn(channels: int = 1, n_classes: int = N_CLASSES, width: int = 16, seed: int = 0):
