@@ -21,7 +21,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from _util import alignlab, figure, machine_line  # noqa: E402
+from _util import alignlab, figure, pin  # noqa: E402
 
 TIME_TARGET = 1.25
 
@@ -41,18 +41,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-run", action="store_true", help="skip timing the experiment's quick preset")
     args = parser.parse_args()
-    core = sorted(os.sched_getaffinity(0))[0]
-    os.sched_setaffinity(0, {core})
     import torch
 
-    torch.set_num_threads(1)
+    pin(sorted(os.sched_getaffinity(0))[:1], 1)  # both PGD arms: one core, one thread; machine line before and after
     from alignlab.experiments.adversarial_examples import AdversarialExamplesConfig
     from alignlab.robustness import data, evaluate
     from alignlab.robustness.attacks import pgd
     from alignlab.robustness.training import Recipe, train
     from alignlab.vision import digits
 
-    print(machine_line([core], 1))
     print(f"torch {torch.__version__}; anchor torchattacks {evaluate.library_version()}", flush=True)
     tolerance = AdversarialExamplesConfig().tolerance
     x_train, y_train, x_test, y_test = data.load("digits").tensors()

@@ -14,11 +14,12 @@ Needs the optional `agentdojo` package. Run: .venv/bin/python benchmarks/bench_a
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
 
-from _util import alignlab, figure
+from _util import alignlab, figure, pin
 
 from alignlab.core import registry
 from alignlab.core.store import Store
@@ -30,6 +31,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the quick preset (one suite) instead of all four")
     ap.add_argument("--keep", action="store_true", help="keep the runs folder and write its HTML report")
     args = ap.parse_args()
+    pin(sorted(os.sched_getaffinity(0)), 1)  # the CLI run's processes: every core this one may use, one thread each
     runs = tempfile.mkdtemp(prefix="alignlab-bench-agentdojo-")
     seconds, proc = alignlab("run", "agent-controls", *(["--quick"] if args.quick else []), runs_dir=runs)
     if proc.returncode != 0:

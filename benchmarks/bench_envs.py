@@ -27,7 +27,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import alignlab.envs  # noqa: E402,F401  (registers the environments)
-from _util import figure, machine_line  # noqa: E402
+from _util import figure, pin  # noqa: E402
 from anchors import gymnax_anchor, minigrid_anchor  # noqa: E402
 from env_limits import LIMITS, identical  # noqa: E402
 
@@ -129,8 +129,7 @@ def main() -> int:
     args = parser.parse_args()
     seconds = args.seconds or (0.5 if args.quick else 2.0)
     CORE[0] = args.core
-    os.sched_setaffinity(0, {args.core})
-    print(machine_line([args.core], threads=1))
+    pin([args.core], 1)  # this process; the anchors run under taskset on the same core; machine line twice
     ok = True
     for env_id in LIMITS:
         same = identical(env_id)

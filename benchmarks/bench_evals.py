@@ -6,6 +6,7 @@ items per second. Both runs score their transcripts with the same scorer; the sh
 agrees is printed too.
 
 Run: .venv/bin/python benchmarks/bench_evals.py [--items 32] [--batch-size 16] [--max-new-tokens 40] [--dtype bfloat16]
+[--cores 0]
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from _util import figure  # noqa: E402
+from _util import figure, parse_cores, pin  # noqa: E402
 
 
 def sequential(model, tokenizer, items, max_new_tokens):
@@ -59,9 +60,8 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="weights dtype, the same for both runs")
+    parser.add_argument("--cores", default="", help="cores both runs are pinned to (default: the first one)")
     args = parser.parse_args()
-
-    import torch
 
     from alignlab.core import registry
     from alignlab.evals import factual as F
@@ -69,7 +69,7 @@ def main() -> int:
     from alignlab.lm.chat import LocalChatModel
     from alignlab.lm.models import ModelSpec
 
-    torch.set_num_threads(1)
+    pin(parse_cores(args.cores), 1)  # both runs: the same core, one torch thread; machine line before and after
     chat = LocalChatModel.load(ModelSpec("embedded", dtype=args.dtype), batch_size=args.batch_size)
     cls = registry.get("eval", "sycophancy-are-you-sure")
     ev = cls(cls.Config(max_new_tokens=args.max_new_tokens))

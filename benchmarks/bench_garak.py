@@ -85,9 +85,9 @@ def main() -> int:
     from alignlab.experiments.gcg import SAFETY_PROMPT
 
     specs = args.model or ["embedded", f"embedded#system-prompt(prompt={SAFETY_PROMPT})"]
-    from _util import machine_line
+    from _util import pin
 
-    print(machine_line(sorted(os.sched_getaffinity(0)), 1))
+    pin(sorted(os.sched_getaffinity(0)), 1)  # garak, the server and alignlab's run: the same cores, machine line twice
     out = Path(args.runs_dir) / "garak"
     for spec in specs:
         report = read_report(run_garak(spec, args.probes.split(","), out, args.max_tokens))
@@ -103,7 +103,6 @@ def main() -> int:
                                      runs_dir=args.runs_dir)
             print(f"alignlab red-teaming on {spec}: exit {proc.returncode}, {seconds:.0f} s")
         print(f"alignlab's table and garak's: `alignlab --runs-dir {args.runs_dir} report`")
-    print(f"load after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

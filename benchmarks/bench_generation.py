@@ -45,6 +45,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from _util import parse_cores, pin  # noqa: E402  (stdlib only at import: the llama.cpp worker runs it too)
+
 HERE = Path(__file__).resolve().parent
 ANCHOR_PYTHON = HERE.parent / ".venv-anchors" / "bin" / "python"
 TARGET = 5.0
@@ -262,9 +264,7 @@ def main() -> int:
     if args.quick:
         args.rounds, args.prompts, args.batches, args.eval_items, args.single_prompts = 1, 32, "1,32", 0, 8
 
-    allowed = sorted(os.sched_getaffinity(0))
-    cores = [int(c) for c in args.cores.split(",")] if args.cores else allowed[:args.threads]
-    os.sched_setaffinity(0, set(cores))
+    cores = pin(parse_cores(args.cores), args.threads)  # inherited by the llama.cpp worker; machine line twice
     import torch
 
     from alignlab.lm.chat import LocalChatModel

@@ -30,7 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from _util import figure, machine_line  # noqa: E402
+from _util import figure, pin  # noqa: E402
 
 from alignlab.controls import bwrap as bwrap_mod  # noqa: E402
 from alignlab.controls import policy as policy_mod  # noqa: E402
@@ -185,9 +185,8 @@ def main() -> int:
     ap.add_argument("--core", type=int, default=os.cpu_count() - 1, help="the one core every arm runs on")
     ap.add_argument("--agentdojo", action="store_true", help="also the AgentDojo table (needs `agentdojo`)")
     args = ap.parse_args()
-    os.sched_setaffinity(0, {args.core})  # inherited by every subprocess and sandbox started below
-    print(machine_line([args.core], threads=1) + f"; fp64 matmul peak {matmul_peak_gflops():.1f} GFLOP/s (numpy, 1 "
-          "thread)")
+    pin([args.core], 1)  # inherited by every subprocess and sandbox started below; machine line before and after
+    print(f"fp64 matmul peak {matmul_peak_gflops():.1f} GFLOP/s (numpy, 1 thread)")
     n, k = (3000, 10) if args.quick else (20000, 30)
     ok = policy_figures(n)
     plain_true = median_ms(lambda: checked(["true"]), k)

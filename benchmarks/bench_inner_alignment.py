@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 
-from _util import alignlab, figure, machine_line
+from _util import alignlab, figure, pin
 
 EXPERIMENTS = ("goal-misgeneralization", "corrigibility", "power-seeking", "unwatched", "phase-transitions")
 QUICK_TARGET_S = 180.0
@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="Also time the default presets.")
     parser.add_argument("--only", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
     args = parser.parse_args()
-    print(machine_line(sorted(os.sched_getaffinity(0)), 1), flush=True)
+    pin(sorted(os.sched_getaffinity(0)), 1)  # every run on the same cores, one thread each; machine line twice
     total, ok = 0.0, True
     for name in args.only:
         seconds = timed(name, "--quick")
@@ -49,7 +49,6 @@ def main() -> int:
             if seconds is None:
                 return 1
             print(f"  {name} (default preset): {seconds:.1f} s", flush=True)
-    print(machine_line(sorted(os.sched_getaffinity(0)), 1), flush=True)  # the load after, too
     return 0 if ok else 1
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import figure, machine_line  # noqa: E402
+from _util import figure, pin  # noqa: E402
 
 from alignlab.agents.base import tabular_model  # noqa: E402
 from alignlab.core import registry  # noqa: E402
@@ -78,8 +78,7 @@ def main() -> int:
     args = parser.parse_args()
     seeds = 1 if args.quick else args.seeds
     timesteps = 10_000 if args.quick else args.timesteps
-    os.sched_setaffinity(0, {args.core})
-    print(machine_line([args.core], 1))
+    pin([args.core], 1)  # inherited by the anchor's subprocess; machine line before and after
     model = tabular_model(registry.make("env", args.env))
     _, best = solve(model, model.intended)
     true_return = exact_policy_value(model, best)["intended"]

@@ -15,12 +15,13 @@ Run: .venv/bin/python benchmarks/bench_rlhf.py [--full --runs-dir DIR [--threads
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from _util import alignlab, figure
+from _util import alignlab, figure, pin
 
 EXPERIMENT = "rlhf-overoptimization-v0"
 
@@ -71,6 +72,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for both full stages (e.g. test_prompts=16)")
     args = parser.parse_args()
+    pin(sorted(os.sched_getaffinity(0)), 1, arms=f"with 1 thread per process (the full preset's pool sampling: "
+                                                  f"{args.threads})")  # every stage the same cores; machine line twice
 
     cache = cold_cache()
     try:

@@ -34,7 +34,7 @@ import time
 _USER_OMP = os.environ.pop("OMP_NUM_THREADS", None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from _util import figure  # noqa: E402
+from _util import figure, pin  # noqa: E402
 
 from alignlab.lm.models import use_bf16  # noqa: E402
 
@@ -247,6 +247,9 @@ def main() -> int:
 
     offline()
     default_threads = torch.get_num_threads()
+    # every arm on the same cores (all this process may use); each arm's threads are its own, stated per row
+    pin(sorted(os.sched_getaffinity(0)), default_threads,
+        arms=f"with each arm's own thread count (TRL defaults: torch's {default_threads}; alignlab's: its setting)")
     path = str(embedded_path())
     install_probes(path)
     tmp = tempfile.mkdtemp(prefix="alignlab-bench-rlhf-")

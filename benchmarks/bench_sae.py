@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import REPO, figure, machine_line  # noqa: E402
+from _util import REPO, figure, pin  # noqa: E402
 
 SAE_VENV = REPO / ".venv-sae" / "bin" / "python"
 
@@ -86,10 +86,7 @@ def main() -> int:
     from alignlab.interp import sae as S
     from alignlab.lm.models import load
 
-    cores = sorted(os.sched_getaffinity(0))[:1]
-    os.sched_setaffinity(0, cores)
-    torch.set_num_threads(1)
-    print(machine_line(cores, 1))
+    pin(sorted(os.sched_getaffinity(0))[:1], 1)  # inherited by the SAELens arm's process; machine line twice
     model, tok = load("embedded")
     texts = S.corpus(args.texts)
     ids = {k: S.encode(tok, v, 48) for k, v in texts.items()}

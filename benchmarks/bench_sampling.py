@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from _util import figure  # noqa: E402
+from _util import figure, parse_cores, pin  # noqa: E402
 
 
 def main() -> int:
@@ -28,7 +28,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "auto"], default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each arm (the fastest is kept)")
+    parser.add_argument("--cores", default="", help="cores every arm is pinned to (default: the first THREADS)")
     args = parser.parse_args()
+    pin(parse_cores(args.cores), args.threads)  # every arm: the same cores and threads; machine line twice
 
     import alignlab.lm.sampling as sampling
     from alignlab.lm import best_of_n as bon
@@ -52,7 +54,7 @@ def main() -> int:
             ("alignlab (both)", ours_top_p, ours_prefill, 0.95), ("alignlab, no top-p (floor)", ours_top_p,
                                                                    ours_prefill, 1.0)]
     print(f"embedded model, {resolve_dtype(args.dtype)}, {args.threads} thread(s), {args.samples} samples x 32 "
-          f"new tokens, best of {args.repeats}; load {os.getloadavg()[0]:.1f}", flush=True)
+          f"new tokens, best of {args.repeats}", flush=True)
     rates, outputs = {}, {}
     for _ in range(args.repeats):
         for name, top_p_kwargs, prefill, top_p in arms:

@@ -18,14 +18,13 @@ Run: .venv/bin/python benchmarks/bench_steering.py [--pairs 48] [--items 24] [--
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import machine_line  # noqa: E402
+from _util import parse_cores, pin  # noqa: E402
 
 
 def main() -> int:
@@ -35,6 +34,7 @@ def main() -> int:
     ap.add_argument("--layers", default="6,10,14")
     ap.add_argument("--multiplier", type=float, default=-32.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cores", default="", help="cores both arms are pinned to (default: the first THREADS)")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -50,8 +50,7 @@ def main() -> int:
     except ImportError:
         print("steering-vectors is not installed: .venv/bin/pip install --no-deps steering-vectors==0.12.2")
         return 2
-    cores = sorted(os.sched_getaffinity(0))
-    print(machine_line(cores, args.threads))
+    pin(parse_cores(args.cores), args.threads)  # both arms: the same cores and threads; machine line before and after
     layers = [int(x) for x in args.layers.split(",")]
     chat = make_model("embedded", dtype="float32", threads=args.threads)
     model, tok = chat.model, chat.tokenizer
@@ -105,7 +104,6 @@ def main() -> int:
     t_hooks = (time.perf_counter() - started) / reps
     print(f"read {len(layers)} layers of one {ids.shape[1]}-token text: alignlab hooks {t_hooks * 1000:.1f} ms, "
           f"nnsight trace {t_nn * 1000:.1f} ms; ratio {t_hooks / t_nn:.3f}")
-    print(machine_line(cores, args.threads))
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from _util import alignlab, figure, machine_line
+from _util import alignlab, figure, pin
 
 
 def widest_eval_intervals(runs: str) -> list[tuple[str, str, float, int]]:
@@ -40,7 +40,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-only", action="store_true", help="Time the tour alone (skip the two quick runs).")
     args = parser.parse_args()
-    print(machine_line(sorted(os.sched_getaffinity(0)), 1), flush=True)
+    pin(sorted(os.sched_getaffinity(0)), 1)  # every run on the same cores, one thread each; machine line twice
     ok = True
     if not args.demo_only:
         seconds, proc = alignlab("run", "off-switch-game", "--quick")
@@ -60,7 +60,6 @@ def main() -> int:
     for name, metric, half, n in widest_eval_intervals(runs):  # reported beside the timing, not part of its target
         figure(f"{name.removesuffix('-v0')}: widest interval ({metric}, n={n})", half, "", "target", 0.15,
                lower_is_better=True)
-    print(machine_line(sorted(os.sched_getaffinity(0)), 1), flush=True)  # the load after, too
     if not args.demo_only:
         seconds, proc = alignlab("run", "--all", "--quick")
         ok &= proc.returncode == 0
