@@ -46,7 +46,7 @@ class SAEFeaturesConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "SAEFeaturesConfig":
-        return cls(layers=(9,), steps=300, texts=200, browser_items=24, browser_prompts=32)
+        return cls(layers=(9,), steps=150, texts=100, browser_items=16, browser_prompts=16)
 
     def __post_init__(self) -> None:
         super().__post_init__()

