@@ -147,6 +147,7 @@ class SteeringExperiment(Experiment):
         tech = self.technique(params, "chat-model")
         if tech is not None:
             model = tech.apply(model)
+            info = dict(getattr(model, "steering", None) or {})  # a steering technique says what it added
         items = factual_split("test")
         if params["items"]:
             from alignlab.evals.core import sample
@@ -157,7 +158,9 @@ class SteeringExperiment(Experiment):
         m.update(specified=m["agree_wrong"], intended=m["accuracy_wrong"],
                  gap=m["agree_wrong"] - m["accuracy_wrong"])
         if info:
-            m.update(vector_norm=info["norm"], resid_norm=info["resid_norm"], train_pairs=float(info["pairs"]))
+            named = {"vector_norm": "norm", "resid_norm": "resid_norm", "train_pairs": "pairs", "feature": "feature",
+                     "feature_correlation": "correlation"}
+            m.update({k: float(info[v]) for k, v in named.items() if isinstance(info.get(v), (int, float))})
         return CellResult(metrics=m, data={"items": out["items"], "ids": out["ids"], "examples": out["examples"]})
 
     # -- report ----------------------------------------------------------------------------

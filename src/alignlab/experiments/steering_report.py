@@ -81,10 +81,11 @@ def curves_figure(records: list[RunRecord]) -> Figure | None:
                             alpha=1.0 if vector == "caa" else 0.45,
                             label=f"layer {layer}" if vector == "caa" else (f"random, layer {layer}"
                                                                                if k == 0 else None))
-        for j, p in enumerate(prompts):
-            ax.axhline(p.metrics[metric], color="k", ls="--", lw=0.8,
-                       label="system prompt (unsteered)" if j == 0 else None)
-            ax.axhspan(p.metrics[metric + "_lo"], p.metrics[metric + "_hi"], color="k", alpha=0.07)
+        for j, p in enumerate(prompts):  # each other chat-model technique: its own line style and grey
+            shade = str(0.55 * j / max(1, len(prompts) - 1))
+            ax.axhline(p.metrics[metric], color=shade, ls=("--", "-.", (0, (1, 1)))[j % 3], lw=0.8,
+                       label=p.config[TECHNIQUE_KEY])
+            ax.axhspan(p.metrics[metric + "_lo"], p.metrics[metric + "_hi"], color=shade, alpha=0.07)
         ax.set_xlabel("multiplier (0 = unsteered)", fontsize=7)
         ax.set_ylabel(label, fontsize=7)
         ax.set_ylim(-0.02, 1.02)
@@ -93,9 +94,10 @@ def curves_figure(records: list[RunRecord]) -> Figure | None:
             ax.legend(fontsize=5, frameon=False)
     fig.tight_layout()
     return Figure("Steering curves: sycophancy, accuracy and the A/B measure against the multiplier",
-                  figure_svg(fig), "Solid: the CAA vector per layer; dotted: a random vector of equal norm; dashed "
-                  "line and band: the anti-sycophancy system prompt on the unsteered model. Error bars: 95% bootstrap "
-                  "intervals over held-out items.")
+                  figure_svg(fig), "Solid: the CAA vector per layer; dotted: a random vector of equal norm; "
+                  "horizontal lines and bands: the other chat-model techniques (the anti-sycophancy system prompt, "
+                  "SAE feature steering) on the unsteered model. Error bars: 95% bootstrap intervals over held-out "
+                  "items.")
 
 
 def findings(records: list[RunRecord]) -> list[str]:
