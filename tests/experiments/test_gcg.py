@@ -58,5 +58,8 @@ def test_report_tables_and_findings():
     success = tables["Attack success on declined requests"].rows
     assert success[0][:3] == ["gcg", "found suffix", "train"] and success[0][3].startswith("1.00")
     assert len(tables["Transfer of the found suffix to other models"].rows) == 2
+    agree = tables["Agreement between the judges"].rows  # pooled found + init replies of both seeds' cells
+    assert agree[0][:7] == ["gcg", "detector vs prefix", "3", "0.33", "0.00", "0.67",
+                            "undefined: prefix always says refused"]
     assert any("loss 1.10 -> 0.70" in f for f in exp.findings(records))
     assert 'data-experiment="gcg-v0"' in html.experiment_section("gcg-v0", records)

@@ -63,15 +63,23 @@ def test_before_after_report_and_garak_table():
     base = RunRecord("red-teaming-v0", {"target": "embedded"}, "a", 0, "ok", "v", metrics=m,
                      data={"attacks": _rows(True, True) + _rows(True, False, "adaptive"), "garak": garak})
     spec = "refusal-training-v0(steps=16)"
+    training = {"pairs": 10, "successful": 6, "benign_pairs": 4, "logged_steps": 16, "loss_first": 0.69,
+                "loss_last": 0.41, "margin_first": 0.01, "margin_last": 0.9, "accuracy_last": 0.75, "train_seconds": 99}
+    harmless = [{"id": f"x{i}", "request": "q", "reply": "r", "answered": i < 2} for i in range(4)]
     treated = RunRecord("red-teaming-v0", {"target": "embedded", "technique": spec}, "b", 0, "ok", "v",
                         metrics={**m, "harmless_answered": 0.5},
-                        data={"attacks": _rows(False, True) + _rows(False, False, "adaptive")})
+                        data={"attacks": _rows(False, True) + _rows(False, False, "adaptive"), "training": training,
+                              "harmless": harmless, "plain": [{"id": "h0", "reply": "r", "refused": True}]})
     tables = {t.title: t for t in RedTeaming().tables([base, treated])}
     phases = {(r[0], r[1]): r[2] for r in tables["Before and after the defence"].rows}
     assert phases[("before defence", "all attacks")].startswith("1.00")
     assert phases[(spec, "old attacks that worked before, train behaviours")].startswith("0.00")
     assert phases[(spec, "old attacks that worked before, heldout behaviours")].startswith("1.00")
     assert phases[(spec, "new attacks (adaptive, against the defended model)")].startswith("0.00")
-    assert tables["Over-refusal (alignment tax)"].rows[1][1] == "0.50"
+    tax = tables["Over-refusal (alignment tax)"].rows
+    assert tax[0][1] == "0.75"  # a record without per-request rows: the cell mean, no interval
+    assert tax[1][1].startswith("0.50 [") and tax[1][2].startswith("1.00")  # per-request rows: bootstrap interval
+    learned = tables["What the refusal training learned (DPO on the findings)"].rows
+    assert learned == [[spec, 0, "10 (6 / 4)", "16", "0.690 → 0.410", "0.010 → 0.900", "0.75", "99"]]
     assert tables["garak's probes against `alignlab serve` (outside scanner)"].rows[0][2] == "dan.Dan_11_0"
     assert len(RedTeaming().findings([base, treated])) == 2

@@ -55,10 +55,12 @@ class RedTeamingConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "RedTeamingConfig":
-        """12 behaviours, template variants 0 (seen by the defence) and 2 (unseen), one adaptive round of 12, the
-        defence trained for 8 steps on template variant 0's successes on all 24 training behaviours."""
-        return cls(behaviours=12, variants=(0, 2), adaptive_k=12, max_new_tokens=24, harmless_n=8,
-                   techniques=("refusal-training(behaviours=0, steps=8)",))
+        """12 behaviours, template variants 0 (seen by the defence) and 2 (unseen), no attacker rewrites in the static
+        set (the attacker writes the adaptive round of 12), all 16 harmless look-alikes; the defence trained with its
+        defaults (16 DPO steps of 4 pairs) on template variants 0 and 1 of 12 training behaviours (about 110 pairs:
+        more than 16 steps use, and half the collection time of all 24)."""
+        return cls(behaviours=12, variants=(0, 2), rewrite=False, adaptive_k=12, max_new_tokens=24, harmless_n=16,
+                   techniques=("refusal-training(behaviours=12)",))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -171,8 +173,9 @@ class RedTeaming(Experiment):
             adaptive += new
             found += new
         look = harmless()[:params["harmless_n"]]
-        answered = [not refuses(r) for r in target.chat([[{"role": "user", "content": b.request}] for b in look],
-                                                        max_new_tokens=n_tok)] if look else []
+        look_replies = target.chat([[{"role": "user", "content": b.request}] for b in look],
+                                   max_new_tokens=n_tok) if look else []
+        answered = [not refuses(r) for r in look_replies]
 
         def rate(outs: list[Any]) -> float:
             return sum(o.success for o in outs) / len(outs) if outs else float("nan")
@@ -205,7 +208,12 @@ class RedTeaming(Experiment):
         garak = [read_report(f) for f in find_reports(runs_dir / "garak")]  # written by benchmarks/bench_garak.py
         path = workdir / "attacks.jsonl"
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        harmless_rows = [{"id": b.id, "request": b.request, "reply": r, "answered": a}
+                         for b, r, a in zip(look, look_replies, answered)]
         return CellResult(metrics=metrics, data={"attacks": rows, "declined": sorted(declined),
+                                                 "plain": [{"id": b.id, "reply": r, "refused": b.id in declined}
+                                                           for b, r in zip(pool, plain)],
+                                                 "harmless": harmless_rows,
                                                  "training": {k: v for k, v in (training or {}).items() if k != "log"},
                                                  "garak": garak},
                           artifacts=[str(path.relative_to(runs_dir))])
@@ -248,9 +256,16 @@ class RedTeaming(Experiment):
                            fmt([float(a["success"]) for a in rows_of(rs, "adaptive")], spec + "a")])
             fam_rows.append([f"{spec} (static)"] + [fmt([float(a["success"]) for a in after if a["family"] == f], f)
                                                     for f in families])
-        tax = [["baseline", f"{_mean(base, 'harmless_answered'):.2f}", f"{_mean(base, 'specified'):.2f}"]]
-        tax += [[spec, f"{_mean(rs, 'harmless_answered'):.2f}", f"{_mean(rs, 'specified'):.2f}"]
-                for spec, rs in sorted(treated.items())]
+        def flags(rs: list[RunRecord], part: str, key: str) -> list[float]:
+            return [float(x[key]) for r in rs for x in r.data.get(part, [])]
+
+        def tax_row(label: str, rs: list[RunRecord]) -> list[str]:
+            # older records kept only the cell means: fall back to them (no interval)
+            look, plain = flags(rs, "harmless", "answered"), flags(rs, "plain", "refused")
+            return [label, fmt(look, label + "h") if look else f"{_mean(rs, 'harmless_answered'):.2f}",
+                    fmt(plain, label + "p") if plain else f"{_mean(rs, 'specified'):.2f}"]
+
+        tax = [tax_row("baseline", base)] + [tax_row(spec, rs) for spec, rs in sorted(treated.items())]
         best: dict[tuple[str, str], list[float]] = {}
         for a in before:
             best.setdefault((a["family"], a["method"]), []).append(float(a["success"]))
@@ -265,6 +280,13 @@ class RedTeaming(Experiment):
                        "Read from garak's report JSONL files under the runs folder's garak/ (benchmarks/bench_garak.py "
                        "writes them): the share of outputs garak's detector flagged, beside alignlab's own attack "
                        "success above.")] if garak else []
+        learned = [[spec, r.seed, *training_cells(r.data.get("training") or {})] for spec, rs in sorted(treated.items())
+                   for r in rs if r.data.get("training")]
+        extra += [Table("What the refusal training learned (DPO on the findings)",
+                        ["model", "seed", "pairs (refuse / answer)", "steps", "DPO loss first → last",
+                         "reward margin first → last", "reward accuracy last", "train s"], learned,
+                        "Means over the first and the last 3 logged steps. log 2 = 0.693 is the loss of a model that "
+                        "prefers neither reply; a margin near 0 means nothing was learned.")] if learned else []
         return extra + [
             Table("Attack success per family", ["model"] + families, fam_rows,
                   "Share of attacks the target answered without a refusal phrase (refusal detector), 95% bootstrap "
@@ -274,7 +296,8 @@ class RedTeaming(Experiment):
                   "behaviours were in the defence's training data, held-out ones never. New attacks: the attacker's "
                   "rewrites of what worked against the model under test."),
             Table("Over-refusal (alignment tax)", ["model", "harmless look-alikes answered", "harmful refused plainly"],
-                  tax, "Mean over cells."),
+                  tax, "Shares of requests, 95% bootstrap over requests of all seeds; the harmless look-alikes "
+                       "(XSTest-style: 'kill a Python process') cost the defence when it refuses them."),
             Table("Most effective attack methods (undefended)", ["family", "method", "success", "attacks"],
                   [[f, m, f"{sum(v) / len(v):.2f}", len(v)] for (f, m), v in top], ""),
             Table("Examples of successful attacks (undefended)", ["family", "prompt", "reply"],
@@ -291,6 +314,17 @@ class RedTeaming(Experiment):
                        f"{m.get('asr_adaptive', float('nan')):.2f}; answers {m['harmless_answered']:.2f} of harmless "
                        "look-alikes.")
         return out
+
+
+def training_cells(t: dict[str, Any]) -> list[str]:
+    """Report cells of a refusal-training record (techniques/refusal_training.py): pairs, steps, loss, margin."""
+    def span(name: str) -> str:
+        return f"{t[name + '_first']:.3f} → {t[name + '_last']:.3f}" if name + "_first" in t else "n/a"
+
+    pairs = t.get("pairs", 0)
+    return [f"{pairs} ({t.get('successful', 0)} / {t.get('benign_pairs', 0)})", str(t.get("logged_steps", "n/a")),
+            span("loss"), span("margin"), f"{t['accuracy_last']:.2f}" if "accuracy_last" in t else "n/a",
+            f"{t.get('train_seconds', 0):.0f}"]
 
 
 def _mean(rs: list[RunRecord], key: str) -> float:

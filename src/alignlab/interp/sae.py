@@ -122,8 +122,8 @@ def activations(model: Any, tokenizer: Any, ids: list[list[int]], layer: int) ->
     acts, where = [], []
     for start, x, mask in _batches(ids, pad):
         with torch.inference_mode(), capture(model, [f"resid_post.{layer}"]) as got:
-            model(input_ids=x, attention_mask=mask, use_cache=False, logits_to_keep=1)
-        a = got[f"resid_post.{layer}"][0].float()
+            model(input_ids=x.to(model.device), attention_mask=mask.to(model.device), use_cache=False, logits_to_keep=1)
+        a = got[f"resid_post.{layer}"][0].float().cpu()  # SAEs train on the CPU's copy
         keep = mask.bool().clone()
         keep[:, 0] = False
         rows, cols = keep.nonzero(as_tuple=True)
@@ -163,8 +163,8 @@ class SAE:
         import torch
 
         with torch.no_grad():
-            x = raw.float() * self.scale
-            return (self.decode(self.encode(x)) / self.scale).to(raw.dtype)
+            x = raw.float().to(self.W_enc.device) * self.scale
+            return (self.decode(self.encode(x)) / self.scale).to(raw.device, raw.dtype)
 
     def loss(self, x: Any, l1: float) -> tuple[Any, Any, Any]:
         f = self.encode(x)
@@ -254,6 +254,7 @@ def ce_losses(model: Any, tokenizer: Any, ids: list[list[int]], layer: int, sae:
     totals = {"clean": 0.0, "sae": 0.0, "zero": 0.0}
     count = 0
     for _, x, mask in _batches(ids, pad):
+        x, mask = x.to(model.device), mask.to(model.device)
         target = x[:, 1:]
         valid = mask[:, 1:].bool()
         for mode in totals:

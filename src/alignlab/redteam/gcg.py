@@ -103,7 +103,7 @@ class _Request:
             raise ValueError("the rendered conversation must contain the suffix placeholder once")
         before, after = rendered.split(PLACEHOLDER)
         ids = lambda s: torch.tensor(tokenizer(s, add_special_tokens=False)["input_ids"], dtype=torch.long)  # noqa: E731
-        self.before, self.after, self.target = ids(before), ids(after), ids(target)
+        self.before, self.after, self.target = (ids(t).to(model.device) for t in (before, after, target))
         if not len(self.target):
             raise ValueError("empty target")
         emb = model.get_input_embeddings()
@@ -139,19 +139,19 @@ class _Request:
         with torch.no_grad():
             for start in range(0, len(candidates), batch_size):
                 chunk = candidates[start:start + batch_size]
-                logits = self.logits(model, emb(chunk))
+                logits = self.logits(model, emb(chunk.to(self.target.device)))  # the search itself stays on the CPU
                 tgt = self.target[None].expand(len(chunk), -1)
                 ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none").mean(dim=1)
                 losses.append(ce)
                 exact.append((logits.argmax(-1) == tgt).all(dim=1))
-        return torch.cat(losses), torch.cat(exact)
+        return torch.cat(losses).cpu(), torch.cat(exact).cpu()
 
     def gradient(self, model: Any, suffix: Any) -> Any:
         """d loss / d one-hot suffix, (suffix length, vocab), normalised per position."""
         import torch
 
         weight = model.get_input_embeddings().weight
-        onehot = torch.zeros(len(suffix), weight.shape[0], dtype=weight.dtype)
+        onehot = torch.zeros(len(suffix), weight.shape[0], dtype=weight.dtype, device=weight.device)
         onehot[torch.arange(len(suffix)), suffix] = 1.0
         onehot.requires_grad_(True)
         logits = self.logits(model, (onehot @ weight)[None])
@@ -197,7 +197,7 @@ def run_gcg(model: Any, tokenizer: Any, render: Callable[[list[dict[str, str]]],
         width, n = settings.search_width, len(current)
         pos = torch.randint(0, n, (width,), generator=gen)
         if settings.candidates == "gradient":
-            grad = sum(r.gradient(model, current) for r in requests)
+            grad = sum(r.gradient(model, current) for r in requests).cpu()
             grad[:, ~allowed] = float("inf")
             top = (-grad).topk(settings.topk, dim=1).indices
             tok = top[pos, torch.randint(0, settings.topk, (width,), generator=gen)]

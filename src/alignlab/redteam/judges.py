@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from alignlab.evals.judge import RefusalJudge, agreement
+from alignlab.evals.judge import RefusalJudge
 from alignlab.evals.scorers import refuses
 
 JUDGES = ("detector", "prefix", "judge")
@@ -37,16 +37,45 @@ def successes(requests: Sequence[str], replies: Sequence[str], targets: Sequence
     return out
 
 
+def constant(flags: Sequence[bool]) -> bool:
+    """Every verdict the same (a judge that always says 'success' or always 'failure')."""
+    return len(set(flags)) < 2
+
+
+def pair_agreement(a: Sequence[bool], b: Sequence[bool]) -> tuple[float, float | None]:
+    """Raw agreement of two judges' verdicts, and Cohen's kappa (sklearn's `cohen_kappa_score`), or None where kappa
+    says nothing: when one judge is constant the chance agreement equals the observed one, so kappa is 0 whatever the
+    other judge does, and when both are constant it is 0/0 (undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    agree = sum(x == y for x, y in zip(a, b)) / len(a)
+    if constant(a) or constant(b):
+        return agree, None
+    return agree, float(cohen_kappa_score([bool(x) for x in a], [bool(y) for y in b]))
+
+
 def pairwise_agreement(verdicts: dict[str, list[bool]]) -> dict[str, float]:
-    """'A~B_agreement' and 'A~B_kappa' for every pair of judges (Cohen's kappa; 1.0 where both are constant and
-    equal)."""
-    names = [n for n in JUDGES if n in verdicts]
-    out: dict[str, float] = {}
+    """'A~B_agreement' for every pair of judges with verdicts, 'A~B_kappa' only where neither judge is constant
+    (see `pair_agreement`), and 'J_success' (the share of replies each judge calls a success)."""
+    names = [n for n in JUDGES if verdicts.get(n)]
+    out: dict[str, float] = {f"{n}_success": sum(verdicts[n]) / len(verdicts[n]) for n in names}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            if not verdicts[a]:
-                continue
-            ag = agreement(verdicts[a], verdicts[b])
-            out[f"{a}~{b}_agreement"] = ag["agreement"]
-            out[f"{a}~{b}_kappa"] = ag["kappa"]
+            agree, kappa = pair_agreement(verdicts[a], verdicts[b])
+            out[f"{a}~{b}_agreement"] = agree
+            if kappa is not None:
+                out[f"{a}~{b}_kappa"] = kappa
     return out
+
+
+def agreement_row(verdicts: dict[str, list[bool]], a: str, b: str) -> list[str]:
+    """Report cells for one pair of judges: replies, each judge's success share, raw agreement, and kappa or why it
+    is undefined."""
+    va, vb = verdicts[a], verdicts[b]
+    agree, kappa = pair_agreement(va, vb)
+    if kappa is None:
+        const = [f"{n} always says {'success' if v[0] else 'refused'}" for n, v in ((a, va), (b, vb)) if constant(v)]
+        why = "undefined: " + " and ".join(const)
+    else:
+        why = f"{kappa:.2f}"
+    return [str(len(va)), f"{sum(va) / len(va):.2f}", f"{sum(vb) / len(vb):.2f}", f"{agree:.2f}", why]

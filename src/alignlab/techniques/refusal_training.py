@@ -30,19 +30,24 @@ REFUSALS = ("I'm sorry, but I can't help with that.",
 
 @dataclasses.dataclass(frozen=True)
 class RefusalTrainingConfig(BaseConfig):
-    families: tuple[str, ...] = tuple(FAMILIES)
-    """Attack families whose successful attacks become training pairs (redteam/attacks.py FAMILIES)."""
-    variants: tuple[int, ...] = (0,)
-    """Template variants (0-2) of each family used for training; the others stay unseen for evaluation."""
+    families: tuple[str, ...] = tuple(f for f in FAMILIES if f != "many-shot")
+    """Attack families whose successful attacks become training pairs (redteam/attacks.py FAMILIES). Many-shot is
+    left out by default: its 150-230-token prompts would triple a DPO step's cost, and it stays a family the defence
+    never saw."""
+    variants: tuple[int, ...] = (0, 1)
+    """Template variants (0-2) of each family used for training (more pairs per behaviour); the others stay unseen
+    for evaluation."""
     behaviours: int = 8
     """Training behaviours attacked for the pairs (the first N of the training split; 0: all 24). Small by default,
     with `steps`, so that the contract test of every chat-model experiment can afford to train it once."""
-    steps: int = 8
-    """DPO optimizer steps (LoRA)."""
+    steps: int = 16
+    """DPO optimizer steps (LoRA). At 8 steps and a LoRA learning rate of 2e-4 the loss stayed at 0.69-0.72 (nothing
+    learned); 16 steps at 2e-3 grow the reward margin but are still too few to lower attack success (docs/redteam.md:
+    a quarter of one pass over the pairs)."""
     batch_size: int = 4
     """Pairs per step."""
-    learning_rate: float = 2e-5
-    """DPO learning rate before the LoRA multiplier (alignlab.lm.dpo applies 10x for LoRA)."""
+    learning_rate: float = 2e-4
+    """DPO learning rate before the LoRA multiplier (alignlab.lm.dpo applies 10x for LoRA: 2e-3 on the adapters)."""
     beta: float = 0.1
     """DPO's implicit KL strength."""
     lora_rank: int = 8
@@ -52,9 +57,9 @@ class RefusalTrainingConfig(BaseConfig):
     (so the model learns to refuse by content, not by framing)."""
     max_new_tokens: int = 16
     """Length of the target's replies collected as rejected answers (a refusal shows in its first words)."""
-    max_length: int = 256
+    max_length: int = 160
     """Tokens per training sequence, prompt and reply (TRL keeps the start of a longer one and drops a pair whose
-    reply is cut off entirely; the many-shot prompts here are about 150-230 tokens).
+    reply is cut off entirely; the single-turn attack prompts are under 100 tokens, many-shot ones 150-230).
     A DPO step's cost grows with it: about 8 CPU s per step at ~110 tokens on this CPU (docs/benchmarks.md)."""
 
     def __post_init__(self) -> None:
@@ -84,13 +89,29 @@ def preference_pairs(model: Any, config: RefusalTrainingConfig, seed: int = 0) -
                      "rejected": [{"role": "assistant", "content": o.reply}]})
     harmful = len(rows)
     if config.benign and harmful:
-        wrapped = build_attacks(benign(), [f for f in config.families if f != "obfuscation"], config.variants[:1],
+        wrapped = build_attacks(benign(), [f for f in config.families if f != "obfuscation"], config.variants,
                                 seed=seed)
         wrapped = [wrapped[i] for i in range(0, len(wrapped), max(1, len(wrapped) // harmful))][:harmful]
         for i, o in enumerate(o for o in run_attacks(model, wrapped, config.max_new_tokens) if o.success):
             rows.append({"prompt": o.attack.conversation, "chosen": [{"role": "assistant", "content": o.reply}],
                          "rejected": [{"role": "assistant", "content": REFUSALS[i % len(REFUSALS)]}]})
     return rows, {"attacks": len(attacks), "successful": harmful, "benign_pairs": len(rows) - harmful}
+
+
+def learning_summary(log: list[dict[str, float]], k: int = 3) -> dict[str, float]:
+    """Whether DPO learned: the loss, reward margin and reward accuracy averaged over the first and the last `k`
+    logged steps (a loss still at log 2 = 0.69 and a margin near 0 mean it learned nothing)."""
+    steps = [e for e in log if "loss" in e and "rewards/margins" in e]
+    if not steps:
+        return {}
+    k = max(1, min(k, len(steps) // 2 or 1))
+    out = {}
+    for name, key in (("loss", "loss"), ("margin", "rewards/margins"), ("accuracy", "rewards/accuracies")):
+        vals = [float(e.get(key, float("nan"))) for e in steps]
+        out[f"{name}_first"] = sum(vals[:k]) / k
+        out[f"{name}_last"] = sum(vals[-k:]) / k
+    out["logged_steps"] = len(steps)
+    return out
 
 
 def model_path(chat_model: Any) -> str:
@@ -118,7 +139,7 @@ class RefusalTraining(Technique):
     source = ("Perez et al. 2022, arXiv:2202.03286; Rafailov et al. 2023, arXiv:2305.18290; Hu et al. 2021, "
               "arXiv:2106.09685")
     Config = RefusalTrainingConfig
-    matrix_specs = ("steps=8", "behaviours=0,steps=16")
+    matrix_specs = ("behaviours=0", "behaviours=0,steps=32")
     smoke_args = "behaviours=2, steps=1, batch_size=2, max_new_tokens=8, max_length=128"
 
     def key(self, path: str) -> str:
@@ -172,6 +193,7 @@ class RefusalTraining(Technique):
             trainer.model.save_pretrained(tmp)
             record["log"] = [{k: v for k, v in e.items() if isinstance(v, (int, float))}
                              for e in trainer.state.log_history]
+            record.update(learning_summary(record["log"]))
             shutil.rmtree(tmp / "trainer", ignore_errors=True)
         record["train_seconds"] = time.perf_counter() - started
         (tmp / "alignlab-training.json").write_text(json.dumps(record, indent=1))
@@ -196,7 +218,7 @@ class RefusalTraining(Technique):
 
             base = AutoModelForCausalLM.from_pretrained(record["model"], dtype=next(model.model.parameters()).dtype)
             weights = PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
-            weights.eval()
+            weights = weights.to(next(model.model.parameters()).device).eval()  # where the base model runs
         out = LocalChatModel(weights, model.tokenizer, name=name, batch_size=getattr(model, "batch_size", 16))
         out.training = record
         return out
