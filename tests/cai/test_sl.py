@@ -3,6 +3,10 @@ measure critique quality."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from alignlab.cai import constitution, prompts, sl
 
 
@@ -85,3 +89,23 @@ def test_critique_quality_rules():
                                                              "revision": copied}])
     assert sl.critique_quality([echo.to_dict()], c)["revision_repeats_critique"] == 1.0  # dicts as cached
     assert sl.strip_label("  Revision:  fine ") == "fine"
+
+
+def test_direct_revision_skips_the_critique():
+    c = constitution.load("bad")
+    critic = Scripted()
+    items = _items(3)
+    out = sl.critique_revise(Scripted(), critic, c, items, rounds=1, seed=0, examples=2, mode="direct",
+                             initial=["No.", "No.", "No."])
+    assert len(critic.seen) == 3  # one revision request per prompt, no critique request
+    first = critic.seen[0]
+    shots = sl.few_shot(c, 2, "direct")
+    assert first[:8] == shots and len(shots) == 8  # each example: prompt, response, revision request, revision
+    assert not any(m["content"].startswith(("CritiqueRequest", "Critique:", "Revision:")) for m in shots)
+    assert first[8:10] == [{"role": "user", "content": items[0].prompt}, {"role": "assistant", "content": "No."}]
+    assert first[-1]["content"].startswith("RevisionRequest: ")
+    assert all(t.final == "I can't help with that." and t.steps[0]["critique"] == "" for t in out)
+    q = sl.critique_quality(out, c)
+    assert q["critique_empty"] == 1.0 and math.isnan(q["critique_off_topic"]) and q["revision_unchanged"] == 0.0
+    with pytest.raises(ValueError, match="mode must be one of critiqued, direct"):
+        sl.critique_revise(Scripted(), critic, c, items, mode="critique-free")

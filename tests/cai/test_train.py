@@ -3,6 +3,8 @@ cached by key, reloaded, and reached through the `constitutional-ai` technique. 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("trl")
@@ -32,6 +34,9 @@ def test_rl_chain_trains_once_and_loads(tiny):
     assert sl["quality"]["critiques"] == 3 and len(train.rows(chain[0])) == 3
     assert sl["log"] and rl["feedback"]["pairs"] == 3 and 0 <= rl["feedback"]["position_bias"] <= 1
     assert (chain[0] / "adapter_config.json").exists()
+    shared = list((train.cache_root() / "initial").glob("*.json"))  # initial answers, shared by constitutions
+    assert len(shared) == 1 and json.loads(shared[0].read_text()) == [t["initial"] for t in train.rows(chain[0])]
+    assert all(t["steps"] and t["steps"][0]["critique"] == "" for t in train.rows(chain[0]))  # direct revisions
     stamp = [(p / "meta.json").stat().st_mtime_ns for p in chain]
     assert train.ensure(tiny, config) == chain
     assert [(p / "meta.json").stat().st_mtime_ns for p in chain] == stamp  # cached: not trained again
@@ -55,6 +60,12 @@ def test_config_and_base_checks(tmp_path):
         train.CAIConfig(stage="ppo")
     with pytest.raises(ConfigError, match="prompts must be >= 1"):
         train.CAIConfig(prompts=0)
+    with pytest.raises(ConfigError, match="revision must be critiqued or direct"):
+        train.CAIConfig(revision="both")
+    with pytest.raises(ConfigError, match="sft_lr must be a positive number"):
+        train.CAIConfig(sft_lr=0.0)
+    with pytest.raises(ConfigError, match="dpo_lr must be a positive number"):
+        train.CAIConfig(dpo_lr=float("nan"))
     with pytest.raises(UserError, match="unknown constitution 'nope'"):
         train.CAIConfig(constitution="nope")
 

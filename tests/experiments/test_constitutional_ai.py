@@ -19,6 +19,7 @@ from alignlab.reports import html
     (dict(model="openai:http://h:1/v1/m"), "must be a local model"),
     (dict(model="embedded#system=helpful"), "must be a local model"),
     (dict(prompts=0), "prompts must be >= 1"),
+    (dict(revision="both"), "revision must be critiqued or direct"),
 ])
 def test_bad_configs_refused(over, msg):
     with pytest.raises(UserError, match=msg):
@@ -39,11 +40,12 @@ def test_grid_and_quick_preset_share_the_technique_defaults():
         "intended": 0.5, "capability": 0.7}
 
 
-def _record(stage, constitution, refuse_kinds, correct=1.0):
+def _record(stage, constitution, refuse_kinds, correct=1.0, agree=False):
     items = prompts.select(prompts.load(), "heldout", 14)
     red = ["I can't help with that." if p.kind in refuse_kinds else "Sure, here it is." for p in items]
     facts = measure.factual_items(4)
-    rows = measure.score(items, red, facts, [f.gold if correct else "no idea" for f in facts])
+    wrong = [f"It is {f.distractors[0]}." if agree else f.gold for f in facts]
+    rows = measure.score(items, red, facts, [f.gold if correct else "no idea" for f in facts], wrong_replies=wrong)
     est = measure.metrics(rows)
     data = {"metrics": {k: v.to_dict() for k, v in est.items()}, "items": rows}
     if stage == "sl":
@@ -60,7 +62,7 @@ def _record(stage, constitution, refuse_kinds, correct=1.0):
 def test_report_shows_bad_constitution_moving_refusals():
     base = _record("base", "none", {"clear"})
     good = _record("sl", "default", {"clear", "subtle"})
-    bad = _record("sl", "bad", set())
+    bad = _record("sl", "bad", set(), agree=True)
     assert base.metrics["refusal_clear"] == 1.0 and base.metrics["refusal_subtle"] == 0.0
     assert base.metrics["clear_minus_subtle"] == 1.0 and base.metrics["over_refusal"] == 0.0
     assert base.metrics["factual_accuracy"] == 1.0
@@ -68,8 +70,13 @@ def test_report_shows_bad_constitution_moving_refusals():
     assert d.value == pytest.approx(-1.0) and d.n == 12
     found = rep.findings([base, good, bad])
     assert any(f.startswith("SL-CAI under the bad constitution moves behaviour its way") for f in found), found
+    assert rep.paired(bad, good, "factual", "agree_wrong").value == pytest.approx(1.0)
+    assert any("agreement with a user's wrong answer 1.00" in f and "bad minus default 1.00" in f for f in found)
     assert any("75% copy a few-shot example" in f and "50% of revisions repeat" in f for f in found)
-    titles = [t.title for t in rep.tables([base, good, bad])]
+    tables = rep.tables([base, good, bad])
+    assert "Δ agreement with a wrong answer" in tables[[t.title for t in tables].index(
+        "Bad constitution minus default, same stage (paired over items)")].columns
+    titles = [t.title for t in tables]
     assert "Bad constitution minus default, same stage (paired over items)" in titles
     assert "SL-CAI transcripts (first round)" in titles
     section = html.experiment_section("constitutional-ai-v0", [base, good, bad])
@@ -87,4 +94,8 @@ def test_cli_refuses_a_bad_constitution_before_writing(tmp_path, runs_dir):
     out = (res.stdout + res.stderr).strip()
     assert res.returncode == 2 and "Traceback" not in out and len(out.splitlines()) == 1, out
     assert f"{bad}:4: principles[1].revision: missing" in out
+    assert not runs_dir.exists()
+    res = run_cli("run", "constitutional-ai", "--quick", "--set", "revision=both", runs_dir=runs_dir)
+    out = (res.stdout + res.stderr).strip()
+    assert res.returncode == 2 and "Traceback" not in out and "revision must be critiqued or direct" in out, out
     assert not runs_dir.exists()

@@ -8,6 +8,12 @@ for the next round. The final revisions are the SFT set. The critic is any chat 
 as in the paper). A constitution without principles (`empty`) revises nothing: its SFT set is the policy's own
 answers.
 
+`mode="direct"` skips the critique: the critic is asked the revision request straight after the response (the
+few-shot dialogues shown without their critique turns), the paper's "direct revision" variant (Bai et al. 2022,
+sec. 3.5, fig. 7: for its larger models critiqued and direct revisions score alike). For a 135M model it is the
+one that works: asked for a revision after its own critique, it repeats the critique instead of rewriting the
+response (over half the revisions, by `critique_quality`), so SFT would learn text about a response.
+
 The critiques of a small model are weak; `critique_quality` measures how weak: how often a critique copies a
 few-shot example's critique, mentions nothing of the request, or is empty, and how often a revision differs from
 the answer it revises.
@@ -49,36 +55,53 @@ def strip_label(text: str) -> str:
     return _PREFIX.sub("", text.strip(), count=1).strip()
 
 
-def few_shot(constitution: Constitution, n: int | None = None) -> list[dict[str, str]]:
-    """The first `n` (default: all) few-shot dialogues, flattened into one conversation prefix."""
+MODES = ("critiqued", "direct")
+
+
+def few_shot(constitution: Constitution, n: int | None = None, mode: str = "critiqued") -> list[dict[str, str]]:
+    """The first `n` (default: all) few-shot dialogues, flattened into one conversation prefix; in `direct` mode
+    without their critique request and critique, and the revision without its 'Revision:' label."""
     out: list[dict[str, str]] = []
     for dialogue in constitution.examples[:n]:
+        if mode == "direct" and len(dialogue) == 6:
+            revised = {"role": "assistant", "content": strip_label(dialogue[5]["content"])}
+            dialogue = (*dialogue[:2], dialogue[4], revised)
         out.extend(dict(m) for m in dialogue)
     return out
 
 
 def critique_revise(policy: Any, critic: Any, constitution: Constitution, prompts: Sequence[RedTeamPrompt],
                     rounds: int = 1, seed: int = 0, max_new_tokens: int = 64, temperature: float = 0.0,
-                    examples: int | None = None, initial: Sequence[str] | None = None) -> list[Transcript]:
-    """Run SL-CAI's loop over `prompts` (batched: every prompt's round k in one call per step).
+                    examples: int | None = None, initial: Sequence[str] | None = None,
+                    mode: str = "critiqued") -> list[Transcript]:
+    """Run SL-CAI's loop over `prompts` (batched: every prompt's round k in one call per step); `mode` critiqued
+    (critique, then revision) or direct (revision only; the steps' critiques are empty).
 
     `initial` gives the policy's answers when they are already known (they do not depend on the constitution)."""
     if initial is None:
         initial = policy.chat([[{"role": "user", "content": p.prompt}] for p in prompts],
                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     out = [Transcript(p.id, p.category, p.kind, p.prompt, a) for p, a in zip(prompts, initial)]
+    if mode not in MODES:
+        raise ValueError(f"SL-CAI mode must be one of {', '.join(MODES)} (got {mode!r})")
     if not constitution.principles or not prompts:
         return out
-    shots = few_shot(constitution, examples)
+    shots = few_shot(constitution, examples, mode)
     rng = random.Random(f"sl-cai-{seed}-{constitution.digest}")
     for r in range(rounds):
         chosen = [rng.choice(constitution.principles) for _ in prompts]
-        base = [shots + [{"role": "user", "content": t.prompt}, {"role": "assistant", "content": t.final},
-                         {"role": "user", "content": critique_turn(pr)}] for t, pr in zip(out, chosen)]
-        critiques = [strip_label(c) for c in critic.chat(base, max_new_tokens=max_new_tokens,
-                                                         temperature=temperature, seed=seed + 1000 * r + 1)]
-        convs = [b + [{"role": "assistant", "content": f"Critique: {c}"},
-                      {"role": "user", "content": revision_turn(pr)}] for b, c, pr in zip(base, critiques, chosen)]
+        base = [shots + [{"role": "user", "content": t.prompt}, {"role": "assistant", "content": t.final}]
+                for t in out]
+        if mode == "direct":
+            critiques = [""] * len(out)
+            convs = [b + [{"role": "user", "content": revision_turn(pr)}] for b, pr in zip(base, chosen)]
+        else:
+            base = [b + [{"role": "user", "content": critique_turn(pr)}] for b, pr in zip(base, chosen)]
+            critiques = [strip_label(c) for c in critic.chat(base, max_new_tokens=max_new_tokens,
+                                                             temperature=temperature, seed=seed + 1000 * r + 1)]
+            convs = [b + [{"role": "assistant", "content": f"Critique: {c}"},
+                          {"role": "user", "content": revision_turn(pr)}]
+                     for b, c, pr in zip(base, critiques, chosen)]
         revisions = [strip_label(v) for v in critic.chat(convs, max_new_tokens=max_new_tokens,
                                                          temperature=temperature, seed=seed + 1000 * r + 2)]
         for t, pr, c, v in zip(out, chosen, critiques, revisions):
@@ -125,6 +148,8 @@ def critique_quality(transcripts: Sequence[Transcript | dict[str, Any]], constit
     if not steps:
         return {"critiques": 0.0}
     n = float(len(steps))
+    crit = [(t, s) for t, s in steps if s["critique"].strip()]  # direct revisions have no critique
+    nc = float(len(crit)) or float("nan")
     unchanged = 0
     for t in transcripts:
         before = t.initial
@@ -134,9 +159,9 @@ def critique_quality(transcripts: Sequence[Transcript | dict[str, Any]], constit
     return {
         "critiques": n,
         "critique_empty": sum(not s["critique"].strip() for _, s in steps) / n,
-        "critique_copies_example": sum(copies(s["critique"], refs_c) for _, s in steps) / n,
+        "critique_copies_example": sum(copies(s["critique"], refs_c) for _, s in crit) / nc,
         "critique_off_topic": sum(not (_content_words(s["critique"]) & _content_words(t.prompt))
-                                  for t, s in steps) / n,
+                                  for t, s in crit) / nc,
         "revision_copies_example": sum(copies(s["revision"], refs_r) for _, s in steps) / n,
         "revision_repeats_critique": sum(copies(s["revision"], [s["critique"]]) for _, s in steps) / n,
         "revision_unchanged": unchanged / n,

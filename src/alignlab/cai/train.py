@@ -33,7 +33,7 @@ from typing import Any, Iterator, Literal
 from alignlab.core.config import BaseConfig, stable_hash
 from alignlab.core.errors import ConfigError, UserError
 
-FORMAT = 1
+FORMAT = 2
 """Bump when the training procedure changes, so cached adapters are retrained."""
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -48,9 +48,13 @@ class CAIConfig(BaseConfig):
     """Training prompts from the red-team file's train split (spread over categories; harmless ones included)."""
     rounds: int = 1
     """Critique-revision rounds per prompt (a principle sampled for each)."""
+    revision: Literal["critiqued", "direct"] = "direct"
+    """critiqued: critique, then revision (the paper's main loop); direct: the revision request straight after the
+    response (the paper's direct-revision variant, sec. 3.5). Direct is the default because a 135M critic asked
+    for a revision after its own critique mostly repeats the critique (cai/sl.py)."""
     examples: int = 3
     """Few-shot critique/revision dialogues shown before each request (at most those the constitution has)."""
-    max_new_tokens: int = 48
+    max_new_tokens: int = 32
     """Longest answer, critique, revision or sampled response."""
     critic: str = ""
     """Model spec that writes critiques and revisions ('' = the policy itself, as in the paper)."""
@@ -58,17 +62,19 @@ class CAIConfig(BaseConfig):
     """Model spec that gives the AI feedback ('' = the policy before training)."""
     sft_steps: int = 12
     """SL-CAI optimizer steps (batch `batch_size`)."""
-    sft_lr: float = 5e-4
+    sft_lr: float = 1e-3
     """SL-CAI learning rate (LoRA)."""
     dpo_steps: int = 12
     """RL-CAI DPO steps."""
-    dpo_lr: float = 5e-5
-    """RL-CAI learning rate (LoRA)."""
+    dpo_lr: float = 5e-6
+    """RL-CAI DPO learning rate, as lm/dpo.py takes it: with LoRA it trains at 10x this (5e-5, format 1's rate).
+    At dpo_lr=2e-4 (2e-3 with LoRA) the robust DPO loss, unbounded below at a flip rate of 0.4, ran to -2.7..-4.4 in
+    12 steps on near-random labels and the RL models degenerated (docs/constitutional-ai.md)."""
     dpo_beta: float = 0.1
     """DPO's KL strength."""
     min_confidence: float = 0.0
     """Drop preference pairs whose |P(first better) - 0.5| * 2 is below this."""
-    pair_temperature: float = 1.0
+    pair_temperature: float = 0.7
     """Sampling temperature of the two responses per RL prompt."""
     lora_rank: int = 8
     """LoRA rank (alpha = 2 x rank) on the attention projections."""
@@ -82,6 +88,12 @@ class CAIConfig(BaseConfig):
     def __post_init__(self) -> None:
         if self.stage not in ("sl", "rl"):
             raise ConfigError(f"constitutional-ai: stage must be sl or rl (got {self.stage!r})")
+        if self.revision not in ("critiqued", "direct"):
+            raise ConfigError(f"constitutional-ai: revision must be critiqued or direct (got {self.revision!r})")
+        for key in ("sft_lr", "dpo_lr", "dpo_beta", "pair_temperature"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"constitutional-ai: {key} must be a positive number (got {value!r})")
         for key in ("prompts", "rounds", "max_new_tokens", "sft_steps", "dpo_steps", "lora_rank", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"constitutional-ai: {key} must be >= 1 (got {getattr(self, key)})")
@@ -207,14 +219,30 @@ def _train_sl(base_path: str, config: CAIConfig, policy: Any, out: Path) -> None
     c = constitution.load(config.constitution)
     items = prompts.select(prompts.load(config.data or None), "train", config.prompts, config.seed)
     critic = _chat(config.critic, policy)
+    initial = _initial(base_path, config, policy, items)
     transcripts = sl.critique_revise(policy, critic, c, items, config.rounds, config.seed, config.max_new_tokens,
-                                     examples=config.examples)
+                                     examples=config.examples, initial=initial, mode=config.revision)
     generated = time.time() - started
     log = sft(base_path, [t.prompt for t in transcripts], [t.final or t.initial for t in transcripts], out, config)
     _write(out, [t.to_dict() for t in transcripts],
            {"stage": "sl", "constitution": c.summary(), "config": config.to_dict(), "base": base_path,
             "quality": sl.critique_quality(transcripts, c), "log": log, "generate_s": generated,
             "train_s": time.time() - started - generated})
+
+
+def _initial(base_path: str, config: CAIConfig, policy: Any, items: list[Any]) -> list[str]:
+    """The policy's greedy answers to the training prompts: they do not depend on the constitution, so they are
+    generated once per base model, prompt set and settings and shared by every constitution (a file in the cache)."""
+    k = stable_hash({"format": FORMAT, "base": fingerprint(base_path), "prompts": [p.prompt for p in items],
+                     "tokens": config.max_new_tokens, "seed": config.seed})
+    path = cache_root() / "initial" / f"{k}.json"
+    with _locked(path):
+        if path.exists():
+            return json.loads(path.read_text(encoding="utf-8"))
+        answers = policy.chat([[{"role": "user", "content": p.prompt}] for p in items],
+                              max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed)
+        path.write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
+    return answers
 
 
 def _train_rl(base_path: str, config: CAIConfig, base_model: Any, sl_chain: list[Path], out: Path) -> None:
@@ -231,8 +259,8 @@ def _train_rl(base_path: str, config: CAIConfig, base_model: Any, sl_chain: list
     merged = out / "sl-merged"
     sl_model = load_chat(base_path, sl_chain, "sl", save_to=merged)
     convs = [[{"role": "user", "content": p.prompt}] for p in items]
-    first = sl_model.chat(convs, config.max_new_tokens, config.pair_temperature, seed=config.seed + 11)
-    second = sl_model.chat(convs, config.max_new_tokens, config.pair_temperature, seed=config.seed + 12)
+    both = sl_model.chat(convs + convs, config.max_new_tokens, config.pair_temperature, seed=config.seed + 11)
+    first, second = both[:len(convs)], both[len(convs):]  # two independent samples per prompt, one call
     del sl_model
     judge = _chat(config.feedback, base_model)
     prefs, stats = feedback.preferences(judge, c, [p.prompt for p in items], first, second, config.seed)
@@ -242,7 +270,7 @@ def _train_rl(base_path: str, config: CAIConfig, base_model: Any, sl_chain: list
     if pairs:
         eps = min(0.4, flip)
         settings = dpo.DPOSettings(beta=config.dpo_beta, lora=True, lora_rank=config.lora_rank,
-                                   learning_rate=config.dpo_lr / 10, batch_size=min(config.batch_size, len(pairs)),
+                                   learning_rate=config.dpo_lr, batch_size=min(config.batch_size, len(pairs)),
                                    max_steps=config.dpo_steps, max_length=64 + 3 * config.max_new_tokens,
                                    bf16=False, seed=config.seed)
         trainer = dpo.train(str(merged), comparisons_dataset(*zip(*pairs)), str(out / "trl"), settings,
@@ -300,7 +328,8 @@ def sft(base_path: str, prompts: list[str], completions: list[str], out: Path, c
     return _losses(trainer)
 
 
-def load_chat(base_path: str, chain: list[Path], label: str, save_to: Path | None = None) -> Any:
+def load_chat(base_path: str, chain: list[Path], label: str, save_to: Path | None = None,
+              batch_size: int = 16) -> Any:
     """The base model with each adapter of `chain` merged in turn, as a LocalChatModel named `label`;
     `save_to`: also save the merged weights there (a plain folder TRL can train from)."""
     from alignlab.lm.chat import LocalChatModel, quiet_transformers
@@ -319,7 +348,7 @@ def load_chat(base_path: str, chain: list[Path], label: str, save_to: Path | Non
         save_to.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(save_to), safe_serialization=True)
         tok.save_pretrained(str(save_to))
-    return LocalChatModel(model, tok, name=label)
+    return LocalChatModel(model, tok, name=label, batch_size=batch_size)
 
 
 def base_path_of(model: Any) -> str:

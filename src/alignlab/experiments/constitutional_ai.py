@@ -26,8 +26,8 @@ from alignlab.core.section import Figure, Table
 from alignlab.experiments import constitutional_ai_report as rep
 
 STAGES = ("sl", "rl")
-TRAIN_KEYS = ("prompts", "rounds", "examples", "max_new_tokens", "critic", "feedback", "sft_steps", "dpo_steps",
-              "data")
+TRAIN_KEYS = ("prompts", "rounds", "revision", "examples", "max_new_tokens", "critic", "feedback", "sft_steps",
+              "dpo_steps", "dpo_lr", "data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +42,18 @@ class ConstitutionalAIConfig(ExperimentConfig):
     """Training prompts (train split, spread over categories)."""
     rounds: int = 2
     """Critique-revision rounds per prompt."""
+    revision: str = "direct"
+    """critiqued (critique, then revision) or direct (revision only; the paper's direct-revision variant)."""
     examples: int = 3
     """Few-shot critique/revision dialogues before each request."""
-    max_new_tokens: int = 48
+    max_new_tokens: int = 32
     """Longest generated text (answers, critiques, revisions, evaluation replies)."""
     sft_steps: int = 36
     """SL-CAI LoRA steps (batch 4)."""
     dpo_steps: int = 36
     """RL-CAI DPO LoRA steps (batch 4)."""
+    dpo_lr: float = 5e-6
+    """RL-CAI DPO learning rate (lm/dpo.py trains LoRA at 10x it)."""
     critic: str = ""
     """Model spec of the critic ('' = the policy)."""
     feedback: str = ""
@@ -67,9 +71,11 @@ class ConstitutionalAIConfig(ExperimentConfig):
     @classmethod
     def quick(cls) -> "ConstitutionalAIConfig":
         """The full loop at the technique's default budget (its cached adapters are the technique's defaults):
-        24 training prompts, 1 round, 12 LoRA steps per stage, all 48 held-out prompts, 24 factual questions."""
+        24 training prompts, 1 direct revision, 12 LoRA steps per stage, all 48 held-out prompts, 24 factual
+        questions asked plainly and with a suggested wrong answer."""
         d = CAIConfig()
-        return cls(prompts=d.prompts, rounds=d.rounds, sft_steps=d.sft_steps, dpo_steps=d.dpo_steps, facts=24)
+        return cls(prompts=d.prompts, rounds=d.rounds, revision=d.revision, max_new_tokens=d.max_new_tokens,
+                   sft_steps=d.sft_steps, dpo_steps=d.dpo_steps, dpo_lr=d.dpo_lr, facts=24)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -167,7 +173,7 @@ class ConstitutionalAIExperiment(Experiment):
         trained = time.time() - started
         items = rt.select(rt.load(params["data"] or None), "heldout", params["heldout"] or None, seed=0)
         facts = measure.factual_items(params["facts"])
-        red, fact_replies = measure.replies(model, items, facts, params["max_new_tokens"], seed)
+        red, fact_replies, wrong = measure.replies(model, items, facts, params["max_new_tokens"], seed)
         judge, judged = None, {}
         if params["judge"]:
             from alignlab.evals.judge import RefusalJudge, judge_agreement
@@ -175,7 +181,7 @@ class ConstitutionalAIExperiment(Experiment):
             judge = RefusalJudge(make_model(params["judge"], cache=workdir.parent / "endpoint-cache.sqlite"))
             a = judge_agreement(judge)
             judged = {"hand": a["hand"], "judge": a["verdicts"]}
-        rows = measure.score(items, red, facts, fact_replies, judge)
+        rows = measure.score(items, red, facts, fact_replies, judge, wrong)
         est = measure.metrics(rows, seed)
         if not items:
             raise UserError("constitutional-ai: the red-team file has no held-out prompts")

@@ -73,11 +73,12 @@ def tables(records: list[RunRecord]) -> list[Table]:
     out = [Table(
         "Both axes per stage and constitution (held-out prompts)",
         ["model", "seed", "refusal: clear-cut", "refusal: subtle", "over-refusal (harmless)", "factual accuracy",
-         "intended"],
+         "agrees with a wrong answer", "intended"],
         [[_label(r), r.seed] + [_est(r, k) for k in ("refusal_clear", "refusal_subtle", "over_refusal",
-                                                     "factual_accuracy", "intended")] for r in recs],
+                                                     "factual_accuracy", "agree_wrong", "intended")] for r in recs],
         "value [95% bootstrap CI over items] (n items). Harmlessness: refusals of held-out harmful prompts; "
-        "helpfulness: factual accuracy and (lower is better) over-refusal of harmless look-alikes.")]
+        "helpfulness: factual accuracy and (lower is better) over-refusal of harmless look-alikes; sycophancy: "
+        "share of factual questions answered with the wrong answer the user suggested (Sharma et al. 2023).")]
     cats = sorted({k[len("refusal_"):] for r in recs for k in r.metrics if k.startswith("refusal_")} -
                   {"clear", "subtle", "harmful"})
     out.append(Table("Refusal per harm category", ["model", "seed"] + cats,
@@ -100,11 +101,13 @@ def tables(records: list[RunRecord]) -> list[Table]:
                      r.config["stage"] == bad.config["stage"]), None)
         if good is not None:
             rows.append([bad.config["stage"], bad.seed, paired(bad, good, "harmful").fmt(2),
-                         paired(bad, good, "harmless").fmt(2)])
+                         paired(bad, good, "harmless").fmt(2), paired(bad, good, "factual", "agree_wrong").fmt(2)])
     if rows:
         out.append(Table("Bad constitution minus default, same stage (paired over items)",
-                         ["stage", "seed", "Δ refusal of harmful prompts", "Δ over-refusal"], rows,
-                         "Negative: the bad constitution ('always agree; never refuse') refuses less."))
+                         ["stage", "seed", "Δ refusal of harmful prompts", "Δ over-refusal",
+                          "Δ agreement with a wrong answer"], rows,
+                         "The bad constitution ('always agree; never refuse') works its way when refusals fall "
+                         "and agreement with a user's wrong answer rises."))
     q = [r for r in recs if "sl" in r.data and r.config["stage"] == "sl"]
     if q:
         keys = ("critiques", "critique_copies_example", "critique_off_topic", "critique_empty",
@@ -198,6 +201,13 @@ def findings(records: list[RunRecord]) -> list[str]:
         if good is not None:
             line += (f"; the default constitution at the same stage: {_est(good, 'refusal_harmful')} (bad minus "
                      f"default {paired(bad, good, 'harmful').fmt(2)})")
+        if "agree_wrong" in bad.data.get("metrics", {}):
+            line += (f"; agreement with a user's wrong answer {_est(bad, 'agree_wrong')} against "
+                     f"{_est(base, 'agree_wrong')} for the base model (paired change "
+                     f"{paired(bad, base, 'factual', 'agree_wrong').fmt(2)}")
+            if good is not None:
+                line += f", bad minus default {paired(bad, good, 'factual', 'agree_wrong').fmt(2)}"
+            line += ")"
         out.append(line + ".")
     for r in recs:
         if "clear_minus_subtle" in r.data.get("metrics", {}):
@@ -205,7 +215,11 @@ def findings(records: list[RunRecord]) -> list[str]:
                        f"{_est(r, 'refusal_subtle')} (difference {_est(r, 'clear_minus_subtle')}).")
     for r in (r for r in recs if "sl" in r.data and r.config["stage"] == "sl"):
         q = r.data["sl"]["quality"]
-        if q.get("critiques"):
+        if q.get("critiques") and q.get("critique_empty") == 1.0:  # direct revisions: no critique
+            out.append(f"SL-CAI direct revisions under {r.config['constitution']} ({q['critiques']:.0f}): "
+                       f"{q['revision_copies_example']:.0%} copy a few-shot example's revision, "
+                       f"{q['revision_unchanged']:.0%} leave the response unchanged.")
+        elif q.get("critiques"):
             out.append(f"SL-CAI critiques under {r.config['constitution']} ({q['critiques']:.0f}): "
                        f"{q['critique_copies_example']:.0%} copy a few-shot example's critique, "
                        f"{q['critique_off_topic']:.0%} share no content word with the request, "

@@ -20,10 +20,11 @@ from alignlab.core.technique import Technique
 class ConstitutionalAI(Technique):
     slot = "chat-model"
     title = "Constitutional AI"
-    summary = ("The model fine-tuned under a written constitution: SL-CAI trains on its own answers after rounds of "
-               "self-critique and revision by sampled principles; RL-CAI then trains with DPO on AI feedback, the "
-               "feedback model's preference between two sampled responses under a sampled comparison principle, "
-               "read from the log-probabilities of '(A)' and '(B)'. LoRA adapters, trained once and cached.")
+    summary = ("The model fine-tuned under a written constitution: SL-CAI trains on its own answers revised by "
+               "sampled principles (directly, or after a self-critique); RL-CAI then trains with DPO on AI "
+               "feedback, the feedback model's preference between two sampled responses under a sampled "
+               "comparison principle, read from the log-probabilities of '(A)' and '(B)'. "
+               "LoRA adapters, trained once and cached.")
     source = ("Bai et al. 2022, \"Constitutional AI: Harmlessness from AI Feedback\", arXiv:2212.08073; DPO: "
               "Rafailov et al. 2023, arXiv:2305.18290")
     Config = CAIConfig
