@@ -38,7 +38,7 @@ class ProbesConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "ProbesConfig":
-        return cls(items=160, max_new_tokens=16, dtype="auto")
+        return cls(items=120, max_new_tokens=12, dtype="auto")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -46,7 +46,7 @@ class SAEFeaturesConfig(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> "SAEFeaturesConfig":
-        return cls(layers=(9,), steps=150, texts=100, browser_items=16, browser_prompts=16)
+        return cls(layers=(9,), steps=150, texts=64, browser_items=16, browser_prompts=12)
 
     def __post_init__(self) -> None:
         super().__post_init__()
