@@ -34,6 +34,7 @@ import time
 _USER_OMP = os.environ.pop("OMP_NUM_THREADS", None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import _util  # noqa: E402
 from _util import figure, pin  # noqa: E402
 
 from alignlab.lm.models import use_bf16  # noqa: E402
@@ -138,16 +139,8 @@ def matmul_peak(dtype_name: str, threads: int, n: int = 2048, reps: int = 5) -> 
     """Best FLOP/s of torch.matmul on n x n matrices (2 n^3 FLOPs) with `threads` torch threads."""
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+    return _util.matmul_peak({"fp32": "float32", "bf16": "bfloat16"}[dtype_name], size=n, repeats=reps)
 
 
 def dpo_data(n: int):
