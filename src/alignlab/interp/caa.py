@@ -167,29 +167,43 @@ def _pair_residuals(model: Any, tokenizer: Any, texts: Sequence[tuple[str, str]]
             torch.stack([v for _, v in sorted(out_h, key=lambda x: x[0])]))
 
 
+def load_cached(path: Path) -> Any | None:
+    """A tensor file from the disk cache, or None when it is missing, truncated or foreign (then recompute it)."""
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: recompute and overwrite it
+        return None
+
+
+def save_cached(obj: Any, path: Path) -> None:
+    """Write `obj` to the disk cache atomically: a reader sees the old file or the whole new one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{random.getrandbits(32)}")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def load_or_train(model: Any, tokenizer: Any, render: Any, items: Sequence[Any] | None = None,
                   cache: bool = True) -> dict:
     """The CAA vectors of `model` from the pairs of `items` (default: the training split), loaded from the disk
     cache when computed before for the same model and pairs (written atomically otherwise)."""
-    import torch
-
     texts = pair_texts(render, factual_split("train") if items is None else items)
     if not texts:
         raise ValueError("no training pairs")
     path = cache_path(model, texts) if cache else None
-    if path is not None and path.exists():
-        try:
-            found = torch.load(path, map_location="cpu", weights_only=True)
-            found["cached"] = True
-            return found
-        except Exception:  # noqa: BLE001 - a truncated or foreign file: recompute and overwrite it
-            pass
+    found = load_cached(path) if path is not None else None
+    if found is not None:
+        found["cached"] = True
+        return found
     found = train_vectors(model, tokenizer, texts)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{random.getrandbits(32)}")
-        torch.save(found, tmp)
-        tmp.replace(path)
+        save_cached(found, path)
     found["cached"] = False
     return found
 

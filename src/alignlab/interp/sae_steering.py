@@ -20,31 +20,9 @@ import dataclasses
 import hashlib
 import json
 import math
-import random
-from pathlib import Path
 from typing import Any, Sequence
 
 FORMAT_VERSION = "sae-steer-v1"
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{random.getrandbits(32)}")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
-def _try_load(path: Path) -> Any | None:
-    import torch
-
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - a truncated or foreign file: recompute and overwrite it
-        return None
 
 
 def sae_from_state(state: dict[str, Any]) -> Any:
@@ -71,13 +49,14 @@ def load_or_train_sae(model: Any, tokenizer: Any, settings: Any, texts: int = 0,
     first that many; interp/sae.py `corpus`), loaded from the disk cache when trained before with the same model,
     settings and texts (written atomically otherwise). Returns it and {key, cached, train_tokens, train_s, last
     logged mse and l0}."""
+    from alignlab.interp import caa
     from alignlab.interp import sae as S
     from alignlab.lm.models import cache_dir
 
     train_texts = S.corpus(texts)["train"]
     key = sae_key(model, settings, train_texts)
     path = cache_dir() / "sae" / f"{FORMAT_VERSION}-L{settings.layer}-{key}.pt"
-    found = _try_load(path) if cache else None
+    found = caa.load_cached(path) if cache else None
     if found is not None:
         return sae_from_state(found["state"]), {**found["meta"], "key": key, "cached": True}
     import torch
@@ -90,7 +69,7 @@ def load_or_train_sae(model: Any, tokenizer: Any, settings: Any, texts: int = 0,
     meta = {"train_tokens": int(len(acts)), "train_s": float(log["train_s"]), "mse": float(last["mse"]),
             "l0": float(last["l0"])}
     if cache:
-        _atomic_save({"state": sae.state(), "meta": meta}, path)
+        caa.save_cached({"state": sae.state(), "meta": meta}, path)
     return sae, {**meta, "key": key, "cached": False}
 
 
@@ -131,7 +110,7 @@ def sycophancy_correlations(model: Any, tokenizer: Any, render: Any, sae: Any, l
     if not texts:
         raise ValueError("no training pairs to rank features on")
     path = cache_dir() / "sae" / f"{FORMAT_VERSION}-corr-{sae_id}-{caa.data_hash(texts)[:16]}.pt"
-    found = _try_load(path) if cache else None
+    found = caa.load_cached(path) if cache else None
     if found is not None:
         return {**found, "cached": True}
     acts, labels = pair_feature_acts(model, tokenizer, render, sae, layer, items)
@@ -139,7 +118,7 @@ def sycophancy_correlations(model: Any, tokenizer: Any, render: Any, sae: Any, l
     out = {"r": torch.from_numpy(correlations(acts.numpy(), labels)).float(), "mean_syc": acts[y].mean(0),
            "mean_honest": acts[~y].mean(0), "pairs": len(texts)}
     if cache:
-        _atomic_save(out, path)
+        caa.save_cached(out, path)
     return {**out, "cached": False}
 
 
