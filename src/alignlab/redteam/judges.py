@@ -9,6 +9,7 @@ import re
 from typing import Any, Sequence
 
 from alignlab.evals.judge import RefusalJudge
+from alignlab.evals.judge import kappa as cohen_kappa
 from alignlab.evals.scorers import refuses
 
 JUDGES = ("detector", "prefix", "judge")
@@ -43,15 +44,13 @@ def constant(flags: Sequence[bool]) -> bool:
 
 
 def pair_agreement(a: Sequence[bool], b: Sequence[bool]) -> tuple[float, float | None]:
-    """Raw agreement of two judges' verdicts, and Cohen's kappa (sklearn's `cohen_kappa_score`), or None where kappa
-    says nothing: when one judge is constant the chance agreement equals the observed one, so kappa is 0 whatever the
-    other judge does, and when both are constant it is 0/0 (undefined)."""
-    from sklearn.metrics import cohen_kappa_score
-
+    """Raw agreement of two judges' verdicts, and Cohen's kappa (evals.judge's), or None where kappa says nothing:
+    when one judge is constant the chance agreement equals the observed one, so kappa is 0 whatever the other judge
+    does, and when both are constant it is 0/0 (undefined)."""
     agree = sum(x == y for x, y in zip(a, b)) / len(a)
     if constant(a) or constant(b):
         return agree, None
-    return agree, float(cohen_kappa_score([bool(x) for x in a], [bool(y) for y in b]))
+    return agree, cohen_kappa([float(x) for x in a], [float(y) for y in b])
 
 
 def pairwise_agreement(verdicts: dict[str, list[bool]]) -> dict[str, float]:
