@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Sequence
 
+from alignlab.lm.compiled_step import CompiledDecoder
 from alignlab.lm.generate import BatchDecoder, Generation, _eos_ids
 
 RowCache = list  # per layer: (keys [heads, length, dim], values [heads, length, dim])
@@ -261,11 +262,13 @@ def generate_cached(model: Any, tokenizer: Any, prompts: Sequence[str], store: P
 
 class _Steps:
     """One-token decoding steps over a batch of rows from per-row caches: `generate.BatchDecoder` where the model
-    allows it (same logits, less overhead per step), else transformers' forward on a preallocated cache."""
+    allows it (same logits, less overhead per step; at batch 1, where enabled, `compiled_step.CompiledDecoder`),
+    else transformers' forward on a preallocated cache."""
 
     def __init__(self, model: Any, rows: list[RowCache | None], lengths: list[int], n_layers: int, room: int):
         self.model = model
-        self.fast = BatchDecoder.create(model, len(rows), max(lengths) + room)
+        self.fast = (CompiledDecoder.create(model, len(rows), max(lengths) + room)  # opt-in, batch 1 only
+                     or BatchDecoder.create(model, len(rows), max(lengths) + room))
         if self.fast is not None:
             self.fast.fill(rows, lengths)
             return
