@@ -17,15 +17,21 @@ forward, 6 x for forward and backward):
   k = 6 under autograd (the trained forward and its backward), 2 without (the DPO reference model's forward, counted);
   N_body = the Linear weights outside the head; the LM head (vocab x d) is projected on H = B (T - 1) positions (TRL's
   fused DPO head skips each row's last), the reward model's score head (1 x d) on B T. Not counted: attention scores
-  (a few % at these lengths), gradient-checkpointing recompute (DPOSettings recomputes the forward), the optimizer.
+  (a few % at these lengths), gradient-checkpointing recompute (where on: DPOSettings and train_trl_reward_model
+  turn it on only for models above 2 GB of weights), the optimizer.
   Step time: Trainer callback from step begin to step end (data collation and logging outside), after a warm-up step.
   Both steps in bf16 autocast where bf16 is native (DPOSettings' default; train_trl_reward_model's own default is
   fp32, so the reward model is given bf16=native_bf16() here), fp32 otherwise.
 Targets: DPO and reward-model steps >= 0.50 of the bf16 peak (on a CPU with native bf16; otherwise reported against
 the fp32 peak, no target); batch-1 decoding >= 0.5x llama.cpp single stream on the same prompts (llama.cpp from
 .venv-anchors, only for the embedded model: its GGUF); generation: the fraction of peak is printed, no target.
+The target is checked on the default (eager `BatchDecoder`) batch-1 path. Beside it, unless `--no-compiled`, the
+opt-in compiled batch-1 step (`lm.compiled_step`, TorchInductor): its compile time printed apart (not in tok/s), its
+rate and ratio to llama.cpp, and how many of its greedy outputs equal the default path's (40 tokens EOS ignored, and
+replies stopped at EOS).
 
 Run: .venv/bin/python benchmarks/bench_lm_flops.py [--threads 1] [--cores 0] [--quick] [--model embedded|FOLDER]
+[--skip-gen | --skip-train]
 """
 
 from __future__ import annotations
@@ -165,20 +171,28 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=4, help="comparisons per training step (DPOSettings' batch)")
     parser.add_argument("--max-length", type=int, default=128, help="training sequence cap (DPOSettings')")
     parser.add_argument("--skip-train", action="store_true", help="generation arms only")
+    parser.add_argument("--skip-gen", action="store_true", help="training arms only (no generation, no llama.cpp)")
+    parser.add_argument("--no-compiled", action="store_true",
+                        help="skip the opt-in compiled batch-1 arm (lm.compiled_step; compiling takes minutes cold)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (figures meaningless)")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.single, args.max_new_tokens, args.rounds, args.steps, args.pairs = 4, 2, 4, 1, 1, 2
+        args.no_compiled = True  # a cold compile takes minutes
     for name in ("threads", "batch", "single", "max_new_tokens", "rounds", "steps", "pairs", "max_length"):
         if getattr(args, name) < 1:
             print(f"--{name.replace('_', '-')} {getattr(args, name)}: must be a positive integer", file=sys.stderr)
             return 2
+    if args.skip_gen and args.skip_train:
+        print("--skip-gen with --skip-train leaves no arm to run: give at most one of them", file=sys.stderr)
+        return 2
     cores = pin(parse_cores(args.cores), args.threads)
 
     import torch
 
     import bench_generation as gen
     from alignlab.core.errors import UserError
+    from alignlab.lm import compiled_step
     from alignlab.lm.chat import LocalChatModel
     from alignlab.lm.generate import _eos_ids
     from alignlab.lm.models import EMBEDDED, ModelSpec, embedded_gguf, native_bf16, resolve_dtype, resolve_path
@@ -202,18 +216,46 @@ def main() -> int:
           f"({n_head / 1e6:.1f} M of them the LM head); native bf16: {bf16}", flush=True)
 
     prompts = gen.first_turn_prompts(tok, max(args.batch, args.single))
+    arms = [(f"batch {args.batch}", args.batch, prompts[:args.batch]), ("batch 1", 1, prompts[:args.single])]
+    if not args.no_compiled and not args.skip_gen:
+        arms.append(("batch 1 compiled", 1, prompts[:args.single]))
+        longest = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts[:args.single])
+        compiled_step.enable(True)
+        started = time.perf_counter()
+        ready = compiled_step.CompiledDecoder.create(model, 1, longest + args.max_new_tokens) is not None
+        compiled_step.enable(False)
+        print(f"compiled batch-1 step (lm.compiled_step): compile and first step {time.perf_counter() - started:.1f} s"
+              f" (excluded from tok/s){'' if ready else '; not available (model or compiler), the arm runs eagerly'}",
+              flush=True)
     best: dict[str, tuple[float, float, int]] = {}  # arm -> (seconds, FLOPs, generated tokens)
-    for _ in range(args.rounds):
-        for name, batch, subset in [(f"batch {args.batch}", args.batch, prompts[:args.batch]),
-                                    ("batch 1", 1, prompts[:args.single])]:
+    texts: dict[str, list[str]] = {}
+    for _ in range(0 if args.skip_gen else args.rounds):
+        for name, batch, subset in arms:
+            compiled_step.enable(name.endswith("compiled"))
             seconds, gens = gen.ours(model, tok, subset, batch, args.max_new_tokens, stop=False)
             flops = gen.generation_flops(params, attn, [(g.prompt_tokens, g.completion_tokens) for g in gens])
             n = sum(g.completion_tokens for g in gens)
-            print(f"  alignlab {name:<10} {n / seconds:9.1f} tok/s  {flops / seconds / 1e9:8.2f} GFLOP/s", flush=True)
+            texts[name] = [g.text for g in gens]
+            print(f"  alignlab {name:<16} {n / seconds:9.1f} tok/s  {flops / seconds / 1e9:8.2f} GFLOP/s", flush=True)
             if name not in best or seconds < best[name][0]:
                 best[name] = (seconds, flops, n)
+    compiled_step.enable(False)
+    if "batch 1 compiled" in texts:
+        replies = {}
+        for on in (False, True):  # the replies an eval sees: stop at the end of the turn
+            compiled_step.enable(on)
+            replies[on] = [g.text for g in gen.ours(model, tok, prompts[:args.single], 1, args.max_new_tokens,
+                                                    stop=True)[1]]
+        compiled_step.enable(False)
+        full = sum(a == b for a, b in zip(texts["batch 1"], texts["batch 1 compiled"]))
+        stop = sum(a == b for a, b in zip(replies[False], replies[True]))
+        print(f"greedy outputs of the compiled batch-1 step identical to the eager (default) path: "
+              f"{full}/{args.single} over {args.max_new_tokens} tokens (EOS ignored), {stop}/{args.single} replies "
+              "(stop at EOS)", flush=True)
     anchor = None
-    if args.model == EMBEDDED:
+    if args.skip_gen:
+        print("  generation and llama.cpp: skipped (--skip-gen)")
+    elif args.model == EMBEDDED:
         ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[:args.single]]
         job = {"gguf": str(embedded_gguf()), "n_ctx": 2048, "threads": args.threads, "cores": cores,
                "eos": sorted(_eos_ids(model, tok)),
@@ -252,6 +294,10 @@ def main() -> int:
     if anchor is not None:
         seconds, _, n = best["batch 1"]
         print(f"batch-1 decoding / llama.cpp single stream: {n / seconds / anchor:.3f}x")
+        if "batch 1 compiled" in best:
+            c_seconds, _, c_n = best["batch 1 compiled"]
+            print(f"compiled batch-1 decoding (opt-in, not output-identical; see above) / llama.cpp single stream: "
+                  f"{c_n / c_seconds / anchor:.3f}x; / eager batch 1: {c_n / c_seconds / (n / seconds):.3f}x")
         ok &= figure("batch-1 decoding (tok/s)", n / seconds, "tok/s", f"{BATCH1_TARGET:g}x llama.cpp",
                      BATCH1_TARGET * anchor, lower_is_better=False)
     else:

@@ -68,3 +68,17 @@ def test_layer_states_stops_early_with_the_same_states(layer):
         want = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
         got = rm.layer_states(model, ids, mask, layer)
     assert torch.equal(got, want)
+
+
+def test_trl_reward_model_defaults_follow_the_model_size(tmp_path):
+    pytest.importorskip("trl")
+    from alignlab.lm.testing import cached_tiny_llama
+
+    data = rm.comparisons_dataset(["What is 2 plus 3?", "Capital of Peru?"], ["5.", "Lima."], ["6.", "Cusco."])
+    tiny = str(cached_tiny_llama())
+    small = rm.train_trl_reward_model(tiny, data, str(tmp_path / "a"), max_steps=1, batch_size=2)
+    assert small.args.gradient_checkpointing is False  # a small model: no recompute (lm.dpo.use_checkpointing)
+    assert small.model.config._attn_implementation == "eager"
+    forced = rm.train_trl_reward_model(tiny, data, str(tmp_path / "b"), max_steps=1, batch_size=2,
+                                       gradient_checkpointing=True, attn_implementation="sdpa")
+    assert forced.args.gradient_checkpointing is True and forced.model.config._attn_implementation == "sdpa"

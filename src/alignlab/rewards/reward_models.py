@@ -213,15 +213,21 @@ def comparisons_dataset(prompts: Sequence[str], chosen: Sequence[str], rejected:
 
 def train_trl_reward_model(model_path: str, dataset, output_dir: str, max_steps: int = 10, batch_size: int = 4,
                            learning_rate: float = 1e-5, max_length: int = 128, bf16: bool = False,
-                           threads: int = 1, seed: int = 0, **config: Any):
+                           threads: int = 1, seed: int = 0, gradient_checkpointing: bool | None = None,
+                           attn_implementation: str | None = None, **config: Any):
     """Train TRL's RewardTrainer (Bradley-Terry loss) from a saved model folder; returns the trainer.
 
     `model_path` must be a plain (safetensors) folder, never the GGUF (TRL re-loads from the
     path). Seconds per step are in `trainer.state.log_history` (train_runtime / max_steps).
+    `gradient_checkpointing` and `attn_implementation` default as DPO's (`lm.dpo.use_checkpointing`: only for
+    models above 2 GB of weights; `lm.dpo.default_attention`: eager on the CPU), both measured faster per step
+    for SmolLM2-135M (docs/benchmarks.md).
     """
     import torch
     from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
+
+    from alignlab.lm.dpo import model_init_kwargs, use_checkpointing
 
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -229,8 +235,10 @@ def train_trl_reward_model(model_path: str, dataset, output_dir: str, max_steps:
         tok.pad_token = tok.eos_token
     args = RewardConfig(output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
                         learning_rate=learning_rate, max_length=max_length, bf16=bf16,
+                        gradient_checkpointing=use_checkpointing(gradient_checkpointing, model_path),
                         report_to="none", save_strategy="no", logging_steps=1, seed=seed,
-                        dataloader_num_workers=0, disable_tqdm=True, **{**device.trainer_kwargs(), **config})
+                        dataloader_num_workers=0, disable_tqdm=True,
+                        **{**device.trainer_kwargs(), **model_init_kwargs(config, attn_implementation)})
     trainer = RewardTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tok)
     trainer.train()
     return trainer
