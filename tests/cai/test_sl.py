@@ -85,6 +85,7 @@ def test_critique_quality_rules():
     assert q["critiques"] == 2
     assert q["critique_copies_example"] == 0.5 and q["critique_off_topic"] == 0.5
     assert q["revision_unchanged"] == 0.5 and q["critique_empty"] == 0.0 and q["revision_repeats_critique"] == 0.0
+    assert q["initial_refuses"] == 0.0 and q["final_refuses"] == 0.5  # "I can't help." became a training target
     echo = sl.Transcript("c", "fraud", "clear", "p", "a", [{"principle": "harm", "critique": copied,
                                                              "revision": copied}])
     assert sl.critique_quality([echo.to_dict()], c)["revision_repeats_critique"] == 1.0  # dicts as cached

@@ -53,6 +53,9 @@ def test_rl_chain_trains_once_and_loads(tiny):
     w1 = dict(tuned.model.named_parameters())["model.layers.0.self_attn.q_proj.weight"]
     assert w0.shape == w1.shape and not bool((w0 == w1).all())  # the SL adapter is merged in
     assert len(tuned.chat([[{"role": "user", "content": "hi"}]], max_new_tokens=3)) == 1
+    assert tuned.model.dtype == base.model.dtype  # the trained model keeps the dtype it was given in
+    fp32, bf16 = (train.adapter_dir(tiny, train.CAIConfig(dtype=d, **TINY), "sl") for d in ("float32", "bfloat16"))
+    assert fp32 != bf16  # the generating dtype changes the SFT data, so it is part of the cache key
 
 
 def test_config_and_base_checks(tmp_path):
@@ -66,6 +69,8 @@ def test_config_and_base_checks(tmp_path):
         train.CAIConfig(sft_lr=0.0)
     with pytest.raises(ConfigError, match="dpo_lr must be a positive number"):
         train.CAIConfig(dpo_lr=float("nan"))
+    with pytest.raises(ConfigError, match="dtype must be auto, float32 or bfloat16"):
+        train.CAIConfig(dtype="fp8")
     with pytest.raises(UserError, match="unknown constitution 'nope'"):
         train.CAIConfig(constitution="nope")
 

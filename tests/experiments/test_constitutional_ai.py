@@ -75,9 +75,9 @@ def test_report_shows_bad_constitution_moving_refusals():
     assert any("75% copy a few-shot example" in f and "50% of revisions repeat" in f for f in found)
     tables = rep.tables([base, good, bad])
     assert "Δ agreement with a wrong answer" in tables[[t.title for t in tables].index(
-        "Bad constitution minus default, same stage (paired over items)")].columns
+        "Bad constitution minus the default and the empty control, same stage (paired over items)")].columns
     titles = [t.title for t in tables]
-    assert "Bad constitution minus default, same stage (paired over items)" in titles
+    assert "Bad constitution minus the default and the empty control, same stage (paired over items)" in titles
     assert "SL-CAI transcripts (first round)" in titles
     section = html.experiment_section("constitutional-ai-v0", [base, good, bad])
     assert "Harmlessness against helpfulness" in section

@@ -9,7 +9,9 @@ data/redteam.jsonl was written for alignlab and holds requests only (no answers)
 | clear | weapons, fraud, hacking |
 | subtle | false-belief (persuading people of falsehoods), privacy-aggregation (profiling a private person from |
 |        | scattered public traces), manipulation |
-| harmless | risky-looking (harmless requests with alarming words: "kill a Python process") |
+| harmless | risky-looking (harmless requests with alarming words: "kill a Python process"); stated-belief |
+|          | (train only: a user states a common misconception and asks on, so a constitution's principles |
+|          | about agreeing or correcting have something to act on; measured on the factual eval's items) |
 
 A user's own file in the same JSONL layout (id, category, kind, split, prompt) is validated the same way.
 """

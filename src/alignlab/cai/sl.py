@@ -136,8 +136,10 @@ def critique_quality(transcripts: Sequence[Transcript | dict[str, Any]], constit
                      ) -> dict[str, float]:
     """How good the critiques and revisions are, by rules that need no judge: shares of critiques that are empty,
     copy a few-shot critique (>= half their word 4-grams from one), or share no content word with the request;
-    shares of revisions that copy a few-shot revision, repeat their critique, or leave the response unchanged; and
-    the count."""
+    shares of revisions that copy a few-shot revision, repeat their critique, or leave the response unchanged; the
+    shares of initial answers and of final revisions (the SFT targets) that refuse; and the count."""
+    from alignlab.evals.scorers import refuses
+
     refs_c = [strip_label(m["content"]) for d in constitution.examples for m in d
               if m["role"] == "assistant" and m["content"].lower().startswith("critique")]
     refs_r = [strip_label(m["content"]) for d in constitution.examples for m in d
@@ -145,8 +147,10 @@ def critique_quality(transcripts: Sequence[Transcript | dict[str, Any]], constit
     transcripts = [Transcript(**{k: v for k, v in t.items() if k != "final"}) if isinstance(t, dict) else t
                    for t in transcripts]
     steps = [(t, s) for t in transcripts for s in t.steps]
+    targets = {"initial_refuses": sum(refuses(t.initial) for t in transcripts) / max(1, len(transcripts)),
+               "final_refuses": sum(refuses(t.final) for t in transcripts) / max(1, len(transcripts))}
     if not steps:
-        return {"critiques": 0.0}
+        return {"critiques": 0.0, **targets}
     n = float(len(steps))
     crit = [(t, s) for t, s in steps if s["critique"].strip()]  # direct revisions have no critique
     nc = float(len(crit)) or float("nan")
@@ -165,4 +169,5 @@ def critique_quality(transcripts: Sequence[Transcript | dict[str, Any]], constit
         "revision_copies_example": sum(copies(s["revision"], refs_r) for _, s in steps) / n,
         "revision_repeats_critique": sum(copies(s["revision"], [s["critique"]]) for _, s in steps) / n,
         "revision_unchanged": unchanged / n,
+        **targets,  # what the constitution did to the training targets, by the refusal detector
     }

@@ -27,13 +27,14 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from alignlab.core.config import BaseConfig, stable_hash
 from alignlab.core.errors import ConfigError, UserError
 
-FORMAT = 2
+FORMAT = 3
 """Bump when the training procedure changes, so cached adapters are retrained."""
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -82,6 +83,10 @@ class CAIConfig(BaseConfig):
     """Training batch size."""
     data: str = ""
     """A red-team prompt file in the shipped JSONL layout ('' = the shipped one)."""
+    dtype: str = "auto"
+    """Weights of the generating models (answers, revisions, sampled pairs, AI feedback): auto (bfloat16 where the
+    device runs it natively, else float32), float32 or bfloat16. Training keeps float32 weights (bf16 autocast
+    where native)."""
     seed: int = 0
     """Seed of prompt selection, principle sampling and training."""
 
@@ -97,6 +102,8 @@ class CAIConfig(BaseConfig):
         for key in ("prompts", "rounds", "max_new_tokens", "sft_steps", "dpo_steps", "lora_rank", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"constitutional-ai: {key} must be >= 1 (got {getattr(self, key)})")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"constitutional-ai: dtype must be auto, float32 or bfloat16 (got {self.dtype!r})")
         if self.examples < 0 or not 0 <= self.min_confidence < 1:
             raise ConfigError("constitutional-ai: examples >= 0 and 0 <= min_confidence < 1 are required")
         from alignlab.cai.constitution import load
@@ -128,11 +135,19 @@ def key(base_path: str, config: CAIConfig, stage: str) -> str:
 
     c = constitution.load(config.constitution)
     settings = {k: v for k, v in config.to_dict().items() if k not in ("constitution", "data", "stage")}
+    settings["dtype"] = resolved_dtype(config)
     if stage == "sl":  # the SL adapter does not depend on the RL settings
         settings = {k: v for k, v in settings.items()
                     if k not in ("feedback", "dpo_steps", "dpo_lr", "dpo_beta", "min_confidence", "pair_temperature")}
     return stable_hash({"format": FORMAT, "base": fingerprint(base_path), "constitution": c.digest,
                         "data": prompts.digest(config.data or None), "settings": settings, "stage": stage})
+
+
+def resolved_dtype(config: CAIConfig) -> str:
+    """The generating models' dtype, 'auto' resolved on the device in force."""
+    from alignlab.lm.models import resolve_dtype
+
+    return resolve_dtype(config.dtype)
 
 
 @contextlib.contextmanager
@@ -171,7 +186,7 @@ def ensure(base_path: str, config: CAIConfig, base_model: Any = None, stage: str
             if (target / "meta.json").exists():
                 continue
             if base_model is None:
-                base_model = load_chat(base_path, [], "policy")
+                base_model = load_chat(base_path, [], "policy", dtype=resolved_dtype(config))
             tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
             try:
                 if i == 0:
@@ -234,7 +249,7 @@ def _initial(base_path: str, config: CAIConfig, policy: Any, items: list[Any]) -
     """The policy's greedy answers to the training prompts: they do not depend on the constitution, so they are
     generated once per base model, prompt set and settings and shared by every constitution (a file in the cache)."""
     k = stable_hash({"format": FORMAT, "base": fingerprint(base_path), "prompts": [p.prompt for p in items],
-                     "tokens": config.max_new_tokens, "seed": config.seed})
+                     "tokens": config.max_new_tokens, "seed": config.seed, "dtype": resolved_dtype(config)})
     path = cache_root() / "initial" / f"{k}.json"
     with _locked(path):
         if path.exists():
@@ -257,7 +272,7 @@ def _train_rl(base_path: str, config: CAIConfig, base_model: Any, sl_chain: list
     c = constitution.load(config.constitution)
     items = prompts.select(prompts.load(config.data or None), "train", config.prompts, config.seed)
     merged = out / "sl-merged"
-    sl_model = load_chat(base_path, sl_chain, "sl", save_to=merged)
+    sl_model = load_chat(base_path, sl_chain, "sl", save_to=merged, dtype=resolved_dtype(config))
     convs = [[{"role": "user", "content": p.prompt}] for p in items]
     both = sl_model.chat(convs + convs, config.max_new_tokens, config.pair_temperature, seed=config.seed + 11)
     first, second = both[:len(convs)], both[len(convs):]  # two independent samples per prompt, one call
@@ -272,7 +287,7 @@ def _train_rl(base_path: str, config: CAIConfig, base_model: Any, sl_chain: list
         settings = dpo.DPOSettings(beta=config.dpo_beta, lora=True, lora_rank=config.lora_rank,
                                    learning_rate=config.dpo_lr, batch_size=min(config.batch_size, len(pairs)),
                                    max_steps=config.dpo_steps, max_length=64 + 3 * config.max_new_tokens,
-                                   bf16=False, seed=config.seed)
+                                   bf16=None, gradient_checkpointing=False, seed=config.seed)
         trainer = dpo.train(str(merged), comparisons_dataset(*zip(*pairs)), str(out / "trl"), settings,
                             loss_type=["robust"], label_smoothing=eps)
         log = _losses(trainer)
@@ -303,8 +318,10 @@ def sft(base_path: str, prompts: list[str], completions: list[str], out: Path, c
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
+
+    from alignlab.lm.models import use_bf16
 
     torch.set_num_threads(1)
     datasets.disable_progress_bars()
@@ -313,25 +330,31 @@ def sft(base_path: str, prompts: list[str], completions: list[str], out: Path, c
         tok.pad_token = tok.eos_token
     data = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts],
                               "completion": [[{"role": "assistant", "content": c}] for c in completions]})
+    # bf16 autocast where the CPU runs it natively and no activation checkpointing (TRL's SFT default): a 135M
+    # model's activations at batch 4 fit easily, and recomputing them costs a third of the step.
     args = SFTConfig(output_dir=str(out / "trl"), max_steps=config.sft_steps, learning_rate=config.sft_lr,
                      per_device_train_batch_size=min(config.batch_size, len(prompts)),
                      max_length=64 + 2 * config.max_new_tokens, use_cpu=True, report_to="none",
-                     save_strategy="no", logging_steps=1, disable_tqdm=True, seed=config.seed, bf16=False,
-                     log_level="error")
+                     save_strategy="no", logging_steps=1, disable_tqdm=True, seed=config.seed,
+                     bf16=use_bf16(None), activation_checkpointing=False, log_level="error")
     peft_config = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
                              target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=base_path, args=args, train_dataset=data, processing_class=tok,
-                         peft_config=peft_config)
-    trainer.train()
-    trainer.model.save_pretrained(str(out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' renames inside TRL and PEFT, not ours to fix
+        trainer = SFTTrainer(model=base_path, args=args, train_dataset=data, processing_class=tok,
+                             peft_config=peft_config)
+        trainer.remove_callback(PrinterCallback)  # each step's loss goes to the log kept in meta.json instead
+        trainer.train()
+        trainer.model.save_pretrained(str(out))
     shutil.rmtree(out / "trl", ignore_errors=True)
     return _losses(trainer)
 
 
 def load_chat(base_path: str, chain: list[Path], label: str, save_to: Path | None = None,
-              batch_size: int = 16) -> Any:
+              batch_size: int = 16, dtype: Any = None) -> Any:
     """The base model with each adapter of `chain` merged in turn, as a LocalChatModel named `label`;
-    `save_to`: also save the merged weights there (a plain folder TRL can train from)."""
+    `save_to`: also save the merged weights there (a plain folder TRL can train from, in float32); `dtype`: the
+    chat model's weights (a torch dtype or its name; None: float32), cast after merging and saving."""
     from alignlab.lm.chat import LocalChatModel, quiet_transformers
     from alignlab.lm.models import load
 
@@ -342,12 +365,18 @@ def load_chat(base_path: str, chain: list[Path], label: str, save_to: Path | Non
             continue  # an RL stage that had no usable pair left the model unchanged
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # PEFT's own use of a renamed transformers property
+            model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     model.eval()
     if save_to is not None:
         save_to.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(save_to), safe_serialization=True)
         tok.save_pretrained(str(save_to))
+    if dtype is not None:
+        import torch
+
+        model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     return LocalChatModel(model, tok, name=label, batch_size=batch_size)
 
 

@@ -27,7 +27,7 @@ from alignlab.experiments import constitutional_ai_report as rep
 
 STAGES = ("sl", "rl")
 TRAIN_KEYS = ("prompts", "rounds", "revision", "examples", "max_new_tokens", "critic", "feedback", "sft_steps",
-              "dpo_steps", "dpo_lr", "data")
+              "dpo_steps", "dpo_lr", "data", "dtype")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +67,9 @@ class ConstitutionalAIConfig(ExperimentConfig):
     the hand-labelled replies is reported beside it."""
     data: str = ""
     """A red-team prompt file in the shipped layout ('' = the shipped one, cai/data/redteam.jsonl)."""
+    dtype: str = "auto"
+    """The policy's weights while it generates and is measured: auto (bfloat16 where the CPU or GPU runs it
+    natively, else float32), float32 or bfloat16."""
 
     @classmethod
     def quick(cls) -> "ConstitutionalAIConfig":
@@ -133,7 +136,7 @@ class ConstitutionalAIExperiment(Experiment):
     def cells(self) -> list[dict[str, Any]]:
         c = self.config
         common = {"model": c.model, "heldout": c.heldout, "facts": c.facts, "max_new_tokens": c.max_new_tokens,
-                  "judge": c.judge, "data": c.data}
+                  "judge": c.judge, "data": c.data, "dtype": c.dtype}
         train = {k: getattr(c, k) for k in TRAIN_KEYS if k not in common}
         out = [{**common, "stage": "base", "constitution": "none"}]
         for stage in c.stages:
@@ -158,7 +161,7 @@ class ConstitutionalAIExperiment(Experiment):
         from alignlab.techniques.constitutional_ai import ConstitutionalAI
 
         started = time.time()
-        policy = make_model(params["model"], cache=False)
+        policy = make_model(params["model"], dtype=params.get("dtype", "float32"), cache=False)
         model, info = policy, {}
         if params["stage"] != "base":
             cfg = CAIConfig(constitution=params["constitution"], stage=params["stage"], seed=seed,

@@ -97,26 +97,30 @@ def tables(records: list[RunRecord]) -> list[Table]:
                           "Δ factual accuracy"], rows, "Mean paired difference [95% bootstrap CI] (n items)."))
     rows = []
     for bad in (r for r in recs if r.config["constitution"] == "bad"):
-        good = next((r for r in recs if r.config["constitution"] == "default" and r.seed == bad.seed and
-                     r.config["stage"] == bad.config["stage"]), None)
-        if good is not None:
-            rows.append([bad.config["stage"], bad.seed, paired(bad, good, "harmful").fmt(2),
-                         paired(bad, good, "harmless").fmt(2), paired(bad, good, "factual", "agree_wrong").fmt(2)])
+        for other in ("default", "empty"):
+            ref = next((r for r in recs if r.config["constitution"] == other and r.seed == bad.seed and
+                        r.config["stage"] == bad.config["stage"]), None)
+            if ref is not None:
+                rows.append([bad.config["stage"], other, bad.seed, paired(bad, ref, "harmful").fmt(2),
+                             paired(bad, ref, "harmless").fmt(2), paired(bad, ref, "factual", "agree_wrong").fmt(2)])
     if rows:
-        out.append(Table("Bad constitution minus default, same stage (paired over items)",
-                         ["stage", "seed", "Δ refusal of harmful prompts", "Δ over-refusal",
+        out.append(Table("Bad constitution minus the default and the empty control, same stage (paired over items)",
+                         ["stage", "against", "seed", "Δ refusal of harmful prompts", "Δ over-refusal",
                           "Δ agreement with a wrong answer"], rows,
                          "The bad constitution ('always agree; never refuse') works its way when refusals fall "
-                         "and agreement with a user's wrong answer rises."))
+                         "and agreement with a user's wrong answer rises. The empty constitution is the control "
+                         "for fine-tuning on the model's own answers: the same training with nothing revised."))
     q = [r for r in recs if "sl" in r.data and r.config["stage"] == "sl"]
     if q:
         keys = ("critiques", "critique_copies_example", "critique_off_topic", "critique_empty",
-                "revision_copies_example", "revision_repeats_critique", "revision_unchanged")
+                "revision_copies_example", "revision_repeats_critique", "revision_unchanged", "initial_refuses",
+                "final_refuses")
         out.append(Table("SL-CAI critique quality (rules, no judge)", ["constitution", "seed", *keys],
                          [[r.config["constitution"], r.seed] + [_num(r.data["sl"]["quality"].get(k)) for k in keys]
                           for r in q],
                          "Shares of critique steps: a critique 'copies' a few-shot example when at least half its "
-                         "word 4-grams come from one; 'off topic' shares no content word with the request."))
+                         "word 4-grams come from one; 'off topic' shares no content word with the request; "
+                         "'initial / final refuses': shares of the answers and of the SFT targets that refuse."))
     f = [r for r in recs if "rl" in r.data]
     if f:
         keys = ("pairs", "kept_pairs", "position_bias", "mean_confidence", "label_smoothing", "unparsed")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import warnings
 from typing import Any
 
 from alignlab.core import device
@@ -215,7 +216,7 @@ def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPO
     The dataset is in TRL's conversational preference format, as the caller builds it with
     `rewards.reward_models.comparisons_dataset` (rewards imports lm, never the other way)."""
     import torch
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     torch.set_num_threads(settings.threads)
@@ -233,12 +234,14 @@ def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPO
     args = DPOConfig(output_dir=output_dir, beta=settings.beta, learning_rate=lr,
                      per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
                      max_length=settings.max_length, bf16=use_bf16(settings.bf16),
-                     gradient_checkpointing=use_checkpointing(settings.gradient_checkpointing, model_path),
+                     activation_checkpointing=use_checkpointing(settings.gradient_checkpointing, model_path),
                      precompute_ref_log_probs=settings.precompute_ref_log_probs, report_to="none",
                      save_strategy="no", logging_steps=1, seed=settings.seed, disable_tqdm=True,
                      **{**device.trainer_kwargs(), **model_init_kwargs(extra, settings.attn_implementation)})
-    with cpu_log_prob_head():
+    with cpu_log_prob_head(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' renames used inside TRL and PEFT
         trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tok,
                              peft_config=peft_config, callbacks=list(callbacks) if callbacks else None)
+        trainer.remove_callback(PrinterCallback)  # no dict per step on stdout: the log is trainer.state.log_history
         trainer.train()
     return trainer

@@ -235,7 +235,7 @@ def train_trl_reward_model(model_path: str, dataset, output_dir: str, max_steps:
         tok.pad_token = tok.eos_token
     args = RewardConfig(output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
                         learning_rate=learning_rate, max_length=max_length, bf16=bf16,
-                        gradient_checkpointing=use_checkpointing(gradient_checkpointing, model_path),
+                        activation_checkpointing=use_checkpointing(gradient_checkpointing, model_path),
                         report_to="none", save_strategy="no", logging_steps=1, seed=seed,
                         dataloader_num_workers=0, disable_tqdm=True,
                         **{**device.trainer_kwargs(), **model_init_kwargs(config, attn_implementation)})

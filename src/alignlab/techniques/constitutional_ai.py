@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alignlab.cai.train import CAIConfig, base_path_of, ensure, load_chat
+from alignlab.cai.train import CAIConfig, base_path_of, ensure, load_chat, resolved_dtype
 from alignlab.core.registry import register
 from alignlab.core.technique import Technique
 
@@ -39,6 +39,10 @@ class ConstitutionalAI(Technique):
 
     def apply(self, model: Any, label: str | None = None, **context: Any) -> Any:
         """The trained model (adapters merged into the weights), named `<base>#<spec>`."""
+        import torch
+
         base = base_path_of(model)
-        chain = ensure(base, self.config, base_model=model)
-        return load_chat(base, chain, f"{getattr(model, 'name', 'model')}#{label or self.spec}")
+        dtype = getattr(model.model, "dtype", None)  # the trained model keeps the dtype it was given in
+        generator = model if dtype == getattr(torch, resolved_dtype(self.config)) else None  # else ensure loads one
+        chain = ensure(base, self.config, base_model=generator)
+        return load_chat(base, chain, f"{getattr(model, 'name', 'model')}#{label or self.spec}", dtype=dtype)
