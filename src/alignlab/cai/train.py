@@ -27,7 +27,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -287,7 +286,7 @@ def _train_rl(base_path: str, config: CAIConfig, base_model: Any, sl_chain: list
         settings = dpo.DPOSettings(beta=config.dpo_beta, lora=True, lora_rank=config.lora_rank,
                                    learning_rate=config.dpo_lr, batch_size=min(config.batch_size, len(pairs)),
                                    max_steps=config.dpo_steps, max_length=64 + 3 * config.max_new_tokens,
-                                   bf16=None, gradient_checkpointing=False, seed=config.seed)
+                                   bf16=None, seed=config.seed)
         trainer = dpo.train(str(merged), comparisons_dataset(*zip(*pairs)), str(out / "trl"), settings,
                             loss_type=["robust"], label_smoothing=eps)
         log = _losses(trainer)
@@ -321,6 +320,7 @@ def sft(base_path: str, prompts: list[str], completions: list[str], out: Path, c
     from transformers import AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
+    from alignlab.lm.dpo import quiet_trl, use_checkpointing
     from alignlab.lm.models import use_bf16
 
     torch.set_num_threads(1)
@@ -330,17 +330,17 @@ def sft(base_path: str, prompts: list[str], completions: list[str], out: Path, c
         tok.pad_token = tok.eos_token
     data = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts],
                               "completion": [[{"role": "assistant", "content": c}] for c in completions]})
-    # bf16 autocast where the CPU runs it natively and no activation checkpointing (TRL's SFT default): a 135M
-    # model's activations at batch 4 fit easily, and recomputing them costs a third of the step.
+    # bf16 autocast where the CPU runs it natively; activation checkpointing (TRL's SFT default) only for large
+    # models, as for DPO (lm/dpo.use_checkpointing): a 135M model's activations fit, and recomputing them is pure cost.
     args = SFTConfig(output_dir=str(out / "trl"), max_steps=config.sft_steps, learning_rate=config.sft_lr,
                      per_device_train_batch_size=min(config.batch_size, len(prompts)),
                      max_length=64 + 2 * config.max_new_tokens, use_cpu=True, report_to="none",
                      save_strategy="no", logging_steps=1, disable_tqdm=True, seed=config.seed,
-                     bf16=use_bf16(None), activation_checkpointing=False, log_level="error")
+                     bf16=use_bf16(None), activation_checkpointing=use_checkpointing(None, base_path),
+                     log_level="error")
     peft_config = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
                              target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers' renames inside TRL and PEFT, not ours to fix
+    with quiet_trl():
         trainer = SFTTrainer(model=base_path, args=args, train_dataset=data, processing_class=tok,
                              peft_config=peft_config)
         trainer.remove_callback(PrinterCallback)  # each step's loss goes to the log kept in meta.json instead
@@ -365,8 +365,9 @@ def load_chat(base_path: str, chain: list[Path], label: str, save_to: Path | Non
             continue  # an RL stage that had no usable pair left the model unchanged
         from peft import PeftModel
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # PEFT's own use of a renamed transformers property
+        from alignlab.lm.dpo import quiet_trl
+
+        with quiet_trl():
             model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     model.eval()
     if save_to is not None:

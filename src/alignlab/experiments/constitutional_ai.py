@@ -161,7 +161,7 @@ class ConstitutionalAIExperiment(Experiment):
         from alignlab.techniques.constitutional_ai import ConstitutionalAI
 
         started = time.time()
-        policy = make_model(params["model"], dtype=params.get("dtype", "float32"), cache=False)
+        policy = make_model(params["model"], dtype=params["dtype"], cache=False)
         model, info = policy, {}
         if params["stage"] != "base":
             cfg = CAIConfig(constitution=params["constitution"], stage=params["stage"], seed=seed,

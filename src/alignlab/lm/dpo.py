@@ -209,6 +209,15 @@ def cpu_log_prob_head():
         trl_utils._ChunkedLogProbFunction = original
 
 
+@contextlib.contextmanager
+def quiet_trl():
+    """Silence transformers' FutureWarnings about its renamed properties (`is_gradient_checkpointing` and the like),
+    which TRL's trainers and PEFT's model wrappers trigger on every use: not ours to fix, and they garble CLI output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPOSettings(),
           callbacks: Any = None, **extra: Any):
     """Run TRL's DPOTrainer on a prompt/chosen/rejected dataset; returns the trainer (log in state.log_history).
@@ -238,8 +247,7 @@ def train(model_path: str, dataset, output_dir: str, settings: DPOSettings = DPO
                      precompute_ref_log_probs=settings.precompute_ref_log_probs, report_to="none",
                      save_strategy="no", logging_steps=1, seed=settings.seed, disable_tqdm=True,
                      **{**device.trainer_kwargs(), **model_init_kwargs(extra, settings.attn_implementation)})
-    with cpu_log_prob_head(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers' renames used inside TRL and PEFT
+    with cpu_log_prob_head(), quiet_trl():
         trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tok,
                              peft_config=peft_config, callbacks=list(callbacks) if callbacks else None)
         trainer.remove_callback(PrinterCallback)  # no dict per step on stdout: the log is trainer.state.log_history

@@ -216,8 +216,11 @@ class RefusalTraining(Technique):
             from peft import PeftModel
             from transformers import AutoModelForCausalLM
 
+            from alignlab.lm.dpo import quiet_trl
+
             base = AutoModelForCausalLM.from_pretrained(record["model"], dtype=next(model.model.parameters()).dtype)
-            weights = PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
+            with quiet_trl():
+                weights = PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
             weights = weights.to(next(model.model.parameters()).device).eval()  # where the base model runs
         out = LocalChatModel(weights, model.tokenizer, name=name, batch_size=getattr(model, "batch_size", 16))
         out.training = record
