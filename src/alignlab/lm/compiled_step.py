@@ -86,7 +86,12 @@ class _Weights:
         probe = torch.zeros((1, 1, self.head_dim), dtype=self.dtype)
         cos, sin = inner.rotary_emb(probe, positions)  # the model's own rotary tables, [1, capacity, head_dim]
         self.cos, self.sin = cos[0], sin[0]
-        self.signature = tuple((p.data_ptr(), p._version) for p in model.parameters())
+        self.signature = _signature(model)
+
+
+def _signature(model: Any) -> tuple:
+    """Where the model's parameters live and their versions: a changed one means the weights taken are stale."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
 def _rms(x: Any, weight: Any, eps: float) -> Any:
@@ -151,8 +156,7 @@ class CompiledDecoder:
         size = bucket(capacity)
         per_model = _STEPS.setdefault(model, {})
         entry = per_model.get(size)
-        signature = tuple((p.data_ptr(), p._version) for p in model.parameters())
-        if entry is None or entry[0].signature != signature:
+        if entry is None or entry[0].signature != _signature(model):
             if len(COMPILE_SECONDS) >= MAX_COMPILES:  # dynamo's recompile limit for one function: stay eager
                 return None
             entry = _compile(model, size)
